@@ -1,0 +1,140 @@
+//! Start-up and shutdown: open the database, settle the signing secret, start
+//! the hashing pool, the outbox worker and the HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rand::RngCore as _;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::mail::{self, Mailer};
+use crate::passwords::Hasher;
+use crate::store::Store;
+use crate::tokens::Tokens;
+
+const SECRET_SETTING: &str = "jwt_secret";
+
+/// A running latch. Dropping it does not stop it; call [`Server::shutdown`].
+pub struct Server {
+    addr: SocketAddr,
+    store: Store,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<()>,
+    outbox: JoinHandle<()>,
+}
+
+impl Server {
+    /// Starts serving on `config.server.bind` (port 0 picks a free port).
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let db = &config.database;
+        let store = Store::open(
+            &db.path,
+            Duration::from_millis(db.busy_timeout_ms),
+            db.pool_size,
+        )?;
+        let secret = signing_secret(&config, &store)?;
+        let tokens = Tokens::new(
+            secret.as_bytes(),
+            config.jwt.algorithm,
+            config.jwt.access_token_lifetime_secs,
+            config.jwt.refresh_token_lifetime_secs,
+        );
+        let p = &config.password;
+        let params = scrypt::Params::new(p.scrypt_log_n, p.scrypt_r, p.scrypt_p)
+            .map_err(|_| anyhow::anyhow!("invalid scrypt parameters"))?;
+        let threads = match p.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let hasher = Hasher::new(params, threads, p.hash_queue_depth)
+            .context("starting password hashing threads")?;
+        let mailer = Mailer::from_config(&config)?;
+
+        let listener = tokio::net::TcpListener::bind(config.server.bind)
+            .await
+            .with_context(|| format!("binding {}", config.server.bind))?;
+        let addr = listener.local_addr()?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mail_queued = Arc::new(Notify::new());
+        let outbox = tokio::spawn(mail::run_outbox(
+            store.clone(),
+            mailer,
+            mail_queued.clone(),
+            Duration::from_secs(config.mail.retry_max_secs),
+            stopped.clone(),
+        ));
+        let state = AppState {
+            config: Arc::new(config),
+            store: store.clone(),
+            tokens: Arc::new(tokens),
+            hasher,
+            mail_queued,
+        };
+        let mut stop_signal = stopped;
+        let http = tokio::spawn(
+            warp::serve(http::routes(state))
+                .incoming(listener)
+                .graceful(async move {
+                    let _ = stop_signal.wait_for(|stop| *stop).await;
+                })
+                .run(),
+        );
+        tracing::info!(%addr, hash_threads = threads, "latch is listening");
+        Ok(Server {
+            addr,
+            store,
+            stop,
+            http,
+            outbox,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The store this server uses (for tests and tooling).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, stops
+    /// the outbox worker (queued mail stays queued for the next start).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.http.await;
+        let _ = self.outbox.await;
+    }
+}
+
+/// The configured secret, or the one generated on a first start and kept in
+/// the database. Its value is never logged.
+fn signing_secret(config: &Config, store: &Store) -> anyhow::Result<String> {
+    if let Some(secret) = &config.jwt.secret {
+        if secret.len() < 32 {
+            tracing::warn!("jwt.secret is shorter than 32 bytes; a longer random secret is safer");
+        }
+        return Ok(secret.clone());
+    }
+    let (secret, created) = store
+        .setting_or_insert(SECRET_SETTING, || {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        })
+        .context("reading the stored JWT signing secret")?;
+    if created {
+        tracing::info!(
+            "no jwt.secret configured: generated a random 256-bit signing secret and stored it in the database, so tokens stay valid across restarts"
+        );
+    } else {
+        tracing::info!("no jwt.secret configured: using the signing secret stored in the database");
+    }
+    Ok(secret)
+}

@@ -1,0 +1,148 @@
+//! Login, token refresh and profile: simplejwt's `TokenObtainPairView`,
+//! `TokenRefreshView` and a view behind `JWTAuthentication`.
+
+use serde_json::json;
+use warp::Filter as _;
+use warp::filters::BoxedFilter;
+use warp::http::header;
+use warp::reply::Response;
+
+use super::input::char_fields;
+use super::{AppState, GET, HandlerResult, POST, Request, api_path, endpoint, reply_no_store};
+use crate::error::ApiError;
+use crate::store::User;
+use crate::tokens::{self, TokenType};
+use crate::validate::normalize_username;
+
+pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
+    endpoint(api_path(&["login"]), POST, state, login)
+        .or(endpoint(
+            api_path(&["token", "refresh"]),
+            POST,
+            state,
+            refresh,
+        ))
+        .unify()
+        .or(endpoint(api_path(&["profile"]), GET, state, profile))
+        .unify()
+        .boxed()
+}
+
+/// `POST login/ {username, password}` -> `{"refresh", "access"}`.
+async fn login(state: AppState, req: Request) -> HandlerResult {
+    let [username, password] = char_fields(&req.data()?, ["username", "password"])?;
+    // DRF trims the username field; the password is checked exactly as sent.
+    let username = normalize_username(username.trim());
+    let Some(user) = state.store.user_by_username(&username)? else {
+        // Same work as a real check, so the answer time does not reveal
+        // whether the username exists.
+        state.hasher.verify_dummy(password).await?;
+        return Err(ApiError::no_active_account());
+    };
+    let verified = state
+        .hasher
+        .verify(password.clone(), user.password_hash.clone())
+        .await?;
+    if !verified.matches || !user.is_active {
+        return Err(ApiError::no_active_account());
+    }
+    if verified.needs_rehash {
+        upgrade_hash_later(&state, &user, password);
+    }
+    let pair = state.tokens.issue_pair(user.id);
+    reply_no_store(json!({"refresh": pair.refresh, "access": pair.access}))
+}
+
+/// Re-hashes a password stored with other parameters than the configured
+/// ones. Runs after the login has been answered; a failure only means it is
+/// tried again at the next login.
+fn upgrade_hash_later(state: &AppState, user: &User, password: String) {
+    let (state, id, old_hash) = (state.clone(), user.id, user.password_hash.clone());
+    tokio::spawn(async move {
+        let new_hash = match state.hasher.hash(password).await {
+            Ok(hash) => hash,
+            Err(err) => {
+                return tracing::debug!(user_id = id, error = %err, "password hash upgrade skipped");
+            }
+        };
+        match state
+            .store
+            .write(move |s| s.upgrade_password_hash(id, &old_hash, &new_hash))
+            .await
+        {
+            Ok(true) => tracing::info!(
+                user_id = id,
+                "upgraded password hash to the configured scrypt parameters"
+            ),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(user_id = id, error = %err, "password hash upgrade failed"),
+        }
+    });
+}
+
+/// `POST token/refresh/ {refresh}` -> `{"access"}`.
+async fn refresh(state: AppState, req: Request) -> HandlerResult {
+    let [refresh] = char_fields(&req.data()?, ["refresh"])?;
+    let claims = state
+        .tokens
+        .verify(refresh.trim(), TokenType::Refresh)
+        .map_err(|e| ApiError::token_not_valid(e.message()))?;
+    // A token outlives nothing: its user must still exist and be active.
+    let user = match tokens::user_id(&claims) {
+        Some(id) => state.store.user_by_id(id)?,
+        None => None,
+    };
+    if !user.is_some_and(|u| u.is_active) {
+        return Err(ApiError::token_not_valid("Token is invalid"));
+    }
+    reply_no_store(json!({"access": state.tokens.access_for_refresh(&claims)}))
+}
+
+/// `GET profile/` with `Authorization: Bearer <access>` -> `{"id", "username", "email"}`.
+async fn profile(state: AppState, req: Request) -> HandlerResult {
+    let user = authenticate(&state, &req)?;
+    reply_no_store(json!({"id": user.id, "username": user.username, "email": user.email}))
+}
+
+/// simplejwt's `JWTAuthentication`, step by step and in its words.
+fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiError> {
+    let raw = req
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let parts: Vec<&[u8]> = raw
+        .split(u8::is_ascii_whitespace)
+        .filter(|p| !p.is_empty())
+        .collect();
+    // No header, or another scheme: this authenticator does not apply.
+    if parts.first() != Some(&&b"Bearer"[..]) {
+        return Err(ApiError::not_authenticated());
+    }
+    if parts.len() != 2 {
+        return Err(ApiError::authentication_failed(
+            "Authorization header must contain two space-delimited values",
+            "bad_authorization_header",
+        ));
+    }
+    let token = std::str::from_utf8(parts[1])
+        .map_err(|_| ApiError::access_token_not_valid("Token is invalid"))?;
+    let claims = state
+        .tokens
+        .verify(token, TokenType::Access)
+        .map_err(|e| ApiError::access_token_not_valid(e.message()))?;
+    let id = tokens::user_id(&claims).ok_or_else(|| {
+        ApiError::token_not_valid("Token contained no recognizable user identification")
+    })?;
+    match state.store.user_by_id(id)? {
+        None => Err(ApiError::authentication_failed(
+            "User not found",
+            "user_not_found",
+        )),
+        Some(user) if !user.is_active => Err(ApiError::authentication_failed(
+            "User is inactive",
+            "user_inactive",
+        )),
+        Some(user) => Ok(user),
+    }
+}

@@ -1,0 +1,219 @@
+//! HTTP routes. A request goes: a path filter picks the endpoint, the
+//! endpoint checks the method, reads the body within the size limit and
+//! calls its handler; whatever the handler returns (or the one rejection left,
+//! "no such path") becomes JSON here or in `error.rs`.
+
+mod auth;
+mod input;
+mod password;
+mod register;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt as _;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::config::Config;
+use crate::error::{ApiError, json_response};
+use crate::passwords::Hasher;
+use crate::store::Store;
+use crate::tokens::Tokens;
+
+pub use input::Request;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub tokens: Arc<Tokens>,
+    pub hasher: Hasher,
+    /// Poked after mail is queued so the outbox worker sends it at once.
+    pub mail_queued: Arc<Notify>,
+}
+
+pub type HandlerResult = Result<Response, ApiError>;
+
+/// All routes, with JSON for unknown paths and one log line per request.
+pub fn routes(
+    state: AppState,
+) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
+    health(&state)
+        .or(auth::routes(&state))
+        .unify()
+        .or(register::routes(&state))
+        .unify()
+        .or(password::routes(&state))
+        .unify()
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, std::convert::Infallible>(rejection_reply(rejection))
+        })
+        .unify()
+        .map(|mut response: Response| {
+            let headers = response.headers_mut();
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            response
+        })
+        .with(warp::log::custom(log_request))
+}
+
+/// Turns what is left after no route matched into JSON. Only "not found"
+/// is expected here: methods and bodies are judged inside the endpoints.
+fn rejection_reply(rejection: Rejection) -> Response {
+    if rejection.is_not_found() {
+        ApiError::NotFound.into_response()
+    } else {
+        ApiError::Internal(format!("unhandled rejection: {rejection:?}")).into_response()
+    }
+}
+
+/// Method, path (never the query: a reset link's token travels there),
+/// status and latency. Headers and bodies are never logged.
+fn log_request(info: warp::log::Info<'_>) {
+    tracing::info!(
+        target: "latch::http",
+        method = %info.method(),
+        path = %info.path(),
+        status = info.status().as_u16(),
+        latency_ms = format_args!("{:.3}", info.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
+}
+
+/// An endpoint at `path` answering `methods` with `handler`. Other methods get
+/// a 405 naming them; OPTIONS lists what is allowed.
+pub(crate) fn endpoint<H, Fut>(
+    path: BoxedFilter<()>,
+    methods: &'static [Method],
+    state: &AppState,
+    handler: H,
+) -> BoxedFilter<(Response,)>
+where
+    H: Fn(AppState, Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    let allow: &'static str = allow_header(methods);
+    let state = state.clone();
+    let limit = state.config.server.max_body_bytes;
+    path.and(warp::method())
+        .and(warp::header::headers_cloned())
+        .and(raw_query())
+        .and(warp::body::stream())
+        .then(move |method: Method, headers, query: String, body| {
+            let (state, handler) = (state.clone(), handler.clone());
+            async move {
+                if method == Method::OPTIONS {
+                    return options_reply(allow);
+                }
+                let allowed = methods.contains(&method)
+                    || (method == Method::HEAD && methods.contains(&Method::GET));
+                if !allowed {
+                    return ApiError::MethodNotAllowed {
+                        method: method.to_string(),
+                        allow,
+                    }
+                    .into_response();
+                }
+                let result = async {
+                    let body = input::read_body(&headers, body, limit).await?;
+                    let request = Request {
+                        method,
+                        headers,
+                        query,
+                        body,
+                    };
+                    // A panic must still give the client a JSON answer.
+                    AssertUnwindSafe(handler(state, request))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|_| Err(ApiError::Internal("handler panicked".into())))
+                }
+                .await;
+                result.unwrap_or_else(ApiError::into_response)
+            }
+        })
+        .boxed()
+}
+
+/// The raw query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+fn allow_header(methods: &'static [Method]) -> &'static str {
+    if methods.contains(&Method::GET) {
+        "GET, HEAD, OPTIONS"
+    } else {
+        "POST, OPTIONS"
+    }
+}
+
+fn options_reply(allow: &'static str) -> Response {
+    let mut response = json_response(
+        StatusCode::OK,
+        &json!({
+            "renders": ["application/json"],
+            "parses": ["application/json", "application/x-www-form-urlencoded"],
+        }),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// A 200/201 JSON reply.
+pub(crate) fn reply(status: StatusCode, body: Value) -> HandlerResult {
+    Ok(json_response(status, &body))
+}
+
+/// A reply carrying tokens or personal data: never to be cached.
+pub(crate) fn reply_no_store(body: Value) -> HandlerResult {
+    let mut response = json_response(StatusCode::OK, &body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `/api/auth/<name>` with or without a trailing slash (warp treats both alike).
+pub(crate) fn api_path(segments: &'static [&'static str]) -> BoxedFilter<()> {
+    let mut filter = warp::path("api").and(warp::path("auth")).boxed();
+    for segment in segments {
+        filter = filter.and(warp::path(*segment)).boxed();
+    }
+    filter.and(warp::path::end()).boxed()
+}
+
+const GET: &[Method] = &[Method::GET];
+const POST: &[Method] = &[Method::POST];
+
+/// `GET /healthz`: 200 once the database answers.
+fn health(state: &AppState) -> BoxedFilter<(Response,)> {
+    let path = warp::path("healthz").and(warp::path::end()).boxed();
+    endpoint(
+        path,
+        GET,
+        state,
+        |state: AppState, _req: Request| async move {
+            if state.store.is_healthy() {
+                reply(StatusCode::OK, json!({"status": "ok"}))
+            } else {
+                Ok(json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"status": "unavailable"}),
+                ))
+            }
+        },
+    )
+}

@@ -1,0 +1,119 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use latch::config::{self, Overrides, Sources};
+use tracing_subscriber::EnvFilter;
+
+/// latch: a self-hosted authentication server speaking the Django REST
+/// Framework + simplejwt user API (register, login, refresh, profile, password
+/// reset), from one binary with an embedded SQLite database.
+///
+/// Settings come from built-in defaults, then auth.toml, then LATCH_*
+/// environment variables (LATCH_SMTP_HOST for [smtp] host), then these flags.
+/// The JWT signing secret is read from auth.toml or LATCH_JWT_SECRET only.
+#[derive(Parser)]
+#[command(name = "latch", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (what latch does with no subcommand).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct ServeArgs {
+    /// Configuration file [default: ./auth.toml if it exists]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8000]
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<SocketAddr>,
+    /// SQLite database file; its folder is created if missing [default: data/auth.db]
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// SMTP server that password reset mail is sent through [default: localhost]
+    #[arg(long, value_name = "HOST")]
+    smtp_host: Option<String>,
+    /// Port of the SMTP server [default: 1025]
+    #[arg(long, value_name = "PORT")]
+    smtp_port: Option<u16>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let loaded = match config::load(Sources {
+        config_file: args.config,
+        default_config_file: Some(latch::Config::default_file().to_path_buf()),
+        env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
+        overrides: Overrides {
+            bind: args.bind,
+            db: args.db,
+            smtp_host: args.smtp_host,
+            smtp_port: args.smtp_port,
+        },
+    }) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("latch: {err:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(&loaded.config.log.level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    match serve(loaded.config) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(config: latch::Config) -> anyhow::Result<()> {
+    let server = latch::Server::start(config).await?;
+    shutdown_signal()
+        .await
+        .context("installing signal handlers")?;
+    tracing::info!("shutting down: finishing requests in flight");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}

@@ -1,0 +1,271 @@
+//! scrypt password hashes in PHC format (`$scrypt$ln=14,r=8,p=5$salt$hash`),
+//! computed on a small pool of dedicated threads.
+//!
+//! Why a pool of its own rather than `spawn_blocking`: each hash holds
+//! 128·r·N bytes (16 MiB by default) for its whole run. A fixed set of threads
+//! bounds that memory and the CPU taken from the async workers; a bounded queue
+//! in front of them turns a flood into quick 503s instead of unbounded waiting.
+//! A job runs to the end on its thread even if the client went away, so the
+//! bound holds for abandoned requests too.
+
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+use rand::RngCore as _;
+use scrypt::Scrypt;
+use scrypt::password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash};
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HashError {
+    /// The queue of waiting hash jobs is full.
+    #[error("password hashing queue is full")]
+    Busy,
+    /// A worker thread died (it panicked); never expected.
+    #[error("password hashing worker failed")]
+    WorkerLost,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+/// The result of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub matches: bool,
+    /// The stored hash used other parameters than the configured ones.
+    pub needs_rehash: bool,
+}
+
+#[derive(Clone)]
+pub struct Hasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: scrypt::Params,
+    jobs: Sender<Job>,
+    /// A well-formed hash of nothing anyone knows, with the configured
+    /// parameters: verifying against it costs what a real check costs.
+    dummy_hash: String,
+}
+
+impl Hasher {
+    /// Starts `threads` hashing threads behind a queue of `queue_depth` jobs.
+    pub fn new(
+        params: scrypt::Params,
+        threads: usize,
+        queue_depth: usize,
+    ) -> std::io::Result<Hasher> {
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(queue_depth);
+        for n in 0..threads.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("latch-hash-{n}"))
+                .spawn(move || {
+                    for job in queue {
+                        job();
+                    }
+                })?;
+        }
+        let dummy_hash = dummy_hash(params);
+        Ok(Hasher {
+            inner: Arc::new(Inner {
+                params,
+                jobs,
+                dummy_hash,
+            }),
+        })
+    }
+
+    pub fn params(&self) -> scrypt::Params {
+        self.inner.params
+    }
+
+    /// Hashes `password` with the configured parameters and a fresh salt.
+    pub async fn hash(&self, password: String) -> Result<String, HashError> {
+        let params = self.inner.params;
+        self.run(move || hash_now(params, password.as_bytes()))
+            .await?
+    }
+
+    /// Checks `password` against a stored PHC string. A malformed stored hash
+    /// is treated as "no match" rather than as an error.
+    pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
+        let configured = self.inner.params;
+        self.run(move || verify_now(configured, password.as_bytes(), &stored))
+            .await
+    }
+
+    /// Spends the time of a real verification and always fails: used when the
+    /// user does not exist, so that timing does not tell which usernames do.
+    pub async fn verify_dummy(&self, password: String) -> Result<(), HashError> {
+        let configured = self.inner.params;
+        let dummy = self.inner.dummy_hash.clone();
+        self.run(move || verify_now(configured, password.as_bytes(), &dummy))
+            .await
+            .map(|_| ())
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The receiver may be gone (client hung up); the work was still done
+            // inside the concurrency bound, which is what matters.
+            let _ = tx.send(work());
+        });
+        match self.inner.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(HashError::WorkerLost),
+        }
+        rx.await.map_err(|_| HashError::WorkerLost)
+    }
+}
+
+fn hash_now(params: scrypt::Params, password: &[u8]) -> Result<String, HashError> {
+    Scrypt::from(params)
+        .hash_password(password)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Failed(e.to_string()))
+}
+
+fn verify_now(configured: scrypt::Params, password: &[u8], stored: &str) -> Verified {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return Verified {
+            matches: false,
+            needs_rehash: false,
+        };
+    };
+    let matches = Scrypt::default().verify_password(password, &hash).is_ok();
+    let needs_rehash = match scrypt::Params::try_from(&hash) {
+        Ok(p) => (p.log_n(), p.r(), p.p()) != (configured.log_n(), configured.r(), configured.p()),
+        Err(_) => true,
+    };
+    Verified {
+        matches,
+        needs_rehash,
+    }
+}
+
+/// A PHC string with the configured parameters, a random salt and a random
+/// "hash": verifying it does the full scrypt work, and nothing matches it.
+fn dummy_hash(params: scrypt::Params) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let mut salt = [0u8; 16];
+    let mut output = [0u8; 32];
+    rand::rng().fill_bytes(&mut salt);
+    rand::rng().fill_bytes(&mut output);
+    format!(
+        "$scrypt$ln={},r={},p={}${}${}",
+        params.log_n(),
+        params.r(),
+        params.p(),
+        b64.encode(salt),
+        b64.encode(output)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> scrypt::Params {
+        scrypt::Params::new(4, 8, 1).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let hasher = Hasher::new(cheap(), 1, 8).unwrap();
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(hash.starts_with("$scrypt$ln=4,r=8,p=1$"), "{hash}");
+        let ok = hasher
+            .verify("correct horse".into(), hash.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            ok,
+            Verified {
+                matches: true,
+                needs_rehash: false
+            }
+        );
+        let bad = hasher.verify("wrong horse".into(), hash).await.unwrap();
+        assert!(!bad.matches);
+    }
+
+    #[tokio::test]
+    async fn weaker_stored_parameters_ask_for_a_rehash() {
+        let weak = Hasher::new(scrypt::Params::new(3, 8, 1).unwrap(), 1, 8).unwrap();
+        let hash = weak.hash("pw".into()).await.unwrap();
+        let strong = Hasher::new(cheap(), 1, 8).unwrap();
+        assert_eq!(
+            strong.verify("pw".into(), hash).await.unwrap(),
+            Verified {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+    }
+
+    #[test]
+    fn verifies_a_passlib_test_vector() {
+        // From passlib's scrypt documentation: password "password".
+        let stored = "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
+        let v = verify_now(cheap(), b"password", stored);
+        assert_eq!(
+            v,
+            Verified {
+                matches: true,
+                needs_rehash: true
+            }
+        );
+        assert!(!verify_now(cheap(), b"Password", stored).matches);
+    }
+
+    #[tokio::test]
+    async fn malformed_stored_hash_never_matches() {
+        let hasher = Hasher::new(cheap(), 1, 8).unwrap();
+        assert!(
+            !hasher
+                .verify("pw".into(), "not a hash".into())
+                .await
+                .unwrap()
+                .matches
+        );
+        assert!(!hasher.verify("".into(), "".into()).await.unwrap().matches);
+    }
+
+    #[tokio::test]
+    async fn dummy_verification_does_real_work_and_fails() {
+        let hasher = Hasher::new(cheap(), 1, 8).unwrap();
+        assert!(PasswordHash::new(&hasher.inner.dummy_hash).is_ok());
+        hasher.verify_dummy("anything".into()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn full_queue_answers_busy_at_once() {
+        let hasher = Hasher::new(cheap(), 1, 1).unwrap();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        // Occupy the only thread, then fill the one queue slot.
+        let blocker = tokio::spawn({
+            let h = hasher.clone();
+            async move { h.run(move || release_rx.recv().ok()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let queued = tokio::spawn({
+            let h = hasher.clone();
+            async move { h.hash("a".into()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(hasher.hash("b".into()).await, Err(HashError::Busy));
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        assert!(queued.await.unwrap().is_ok());
+    }
+}

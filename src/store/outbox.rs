@@ -1,0 +1,137 @@
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreResult};
+
+/// A mail to queue. Written in the same transaction as whatever it announces.
+#[derive(Debug, Clone)]
+pub struct NewMail {
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    /// Unix milliseconds after which delivering the mail is pointless.
+    pub discard_after_ms: i64,
+}
+
+/// A mail waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+pub(super) fn enqueue(conn: &rusqlite::Connection, mail: &NewMail) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO outbox (recipient, subject, body, next_attempt_ms, discard_after_ms)
+         VALUES (?1, ?2, ?3, 0, ?4)",
+        params![
+            mail.recipient,
+            mail.subject,
+            mail.body,
+            mail.discard_after_ms
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Mail due for a delivery attempt at `now_ms`, oldest first.
+    pub fn due_mail(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<QueuedMail>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, recipient, subject, body, attempts FROM outbox
+             WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![now_ms, limit], |row| {
+            Ok(QueuedMail {
+                id: row.get(0)?,
+                recipient: row.get(1)?,
+                subject: row.get(2)?,
+                body: row.get(3)?,
+                attempts: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next attempt is due, if anything is queued.
+    pub fn next_mail_due_ms(&self) -> StoreResult<Option<i64>> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row("SELECT MIN(next_attempt_ms) FROM outbox", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()?
+            .flatten())
+    }
+
+    /// The SMTP server took the mail: forget it (this also forgets the link it carried).
+    pub fn mail_delivered(&self, id: i64) -> StoreResult<()> {
+        self.conn()?
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn mail_failed(&self, id: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
+        self.conn()?.execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
+             WHERE id = ?1",
+            params![id, next_attempt_ms, error],
+        )?;
+        Ok(())
+    }
+
+    /// Drops mail whose link has expired; returns how many.
+    pub fn discard_stale_mail(&self, now_ms: i64) -> StoreResult<usize> {
+        Ok(self
+            .conn()?
+            .execute("DELETE FROM outbox WHERE discard_after_ms <= ?1", [now_ms])?)
+    }
+
+    /// How many mails are waiting (for tests and diagnostics).
+    pub fn queued_mail_count(&self) -> StoreResult<i64> {
+        Ok(self
+            .conn()?
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn queue_retry_deliver_and_discard() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let mail = |to: &str, discard| NewMail {
+            recipient: to.into(),
+            subject: "s".into(),
+            body: "b".into(),
+            discard_after_ms: discard,
+        };
+        enqueue(&store.conn().unwrap(), &mail("a@x.io", 1_000)).unwrap();
+        enqueue(&store.conn().unwrap(), &mail("b@x.io", 10)).unwrap();
+        assert_eq!(store.next_mail_due_ms().unwrap(), Some(0));
+
+        let due = store.due_mail(5, 10).unwrap();
+        assert_eq!(due.len(), 2);
+        store
+            .mail_failed(due[0].id, 500, "connection refused")
+            .unwrap();
+        assert_eq!(
+            store.due_mail(100, 10).unwrap().len(),
+            1,
+            "the failed one waits"
+        );
+        assert_eq!(store.discard_stale_mail(100).unwrap(), 1);
+        let due = store.due_mail(500, 10).unwrap();
+        assert_eq!((due.len(), due[0].attempts), (1, 1));
+        store.mail_delivered(due[0].id).unwrap();
+        assert_eq!(store.queued_mail_count().unwrap(), 0);
+        assert_eq!(store.next_mail_due_ms().unwrap(), None);
+    }
+}

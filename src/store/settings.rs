@@ -1,0 +1,58 @@
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreResult};
+
+impl Store {
+    /// Returns the stored value of `key`, storing `make()` first if there is none.
+    /// The bool is true when this call created it. Safe against a concurrent
+    /// caller: whoever inserts first wins and both get the same value.
+    pub fn setting_or_insert(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> String,
+    ) -> StoreResult<(String, bool)> {
+        self.in_write_tx(|tx| {
+            let existing: Option<String> = tx
+                .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(value) = existing {
+                return Ok((value, false));
+            }
+            let value = make();
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+            Ok((value, true))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn value_is_created_once_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path, Duration::from_secs(1), 2).unwrap();
+        assert_eq!(
+            store.setting_or_insert("k", || "one".into()).unwrap(),
+            ("one".into(), true)
+        );
+        assert_eq!(
+            store.setting_or_insert("k", || "two".into()).unwrap(),
+            ("one".into(), false)
+        );
+        drop(store);
+        let store = Store::open(&path, Duration::from_secs(1), 2).unwrap();
+        assert_eq!(
+            store.setting_or_insert("k", || "three".into()).unwrap().0,
+            "one"
+        );
+    }
+}

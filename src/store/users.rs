@@ -1,0 +1,161 @@
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Store, StoreResult, is_unique_violation};
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_active: bool,
+}
+
+/// What registration stores; every field already validated and normalized.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub email_key: String,
+    pub password_hash: String,
+}
+
+/// The outcome of [`Store::insert_user`]. The UNIQUE constraints decide who
+/// wins a race for a username or an address, not an earlier SELECT.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertUser {
+    Created(i64),
+    UsernameTaken,
+    EmailTaken,
+}
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, is_active";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        is_active: row.get(4)?,
+    })
+}
+
+impl Store {
+    fn user_where(
+        &self,
+        condition: &str,
+        value: impl rusqlite::ToSql,
+    ) -> StoreResult<Option<User>> {
+        let conn = self.conn()?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        Ok(stmt.query_row([value], user_from_row).optional()?)
+    }
+
+    pub fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        self.user_where("id = ?1", id)
+    }
+
+    /// Exact, case-sensitive match, as Django's default user model does.
+    pub fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        self.user_where("username = ?1", username)
+    }
+
+    pub fn user_by_email_key(&self, email_key: &str) -> StoreResult<Option<User>> {
+        self.user_where("email_key = ?1", email_key)
+    }
+
+    pub fn insert_user(&self, user: &NewUser, now: i64) -> StoreResult<InsertUser> {
+        let conn = self.conn()?;
+        let inserted = conn.execute(
+            "INSERT INTO users (username, email, email_key, password_hash, date_joined)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                user.username,
+                user.email,
+                user.email_key,
+                user.password_hash,
+                now
+            ],
+        );
+        match inserted {
+            Ok(_) => Ok(InsertUser::Created(conn.last_insert_rowid())),
+            Err(e) if is_unique_violation(&e, "users.username") => Ok(InsertUser::UsernameTaken),
+            Err(e) if is_unique_violation(&e, "users.email_key") => Ok(InsertUser::EmailTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a hash with a stronger one for the same password, unless the
+    /// password changed in the meantime (then the newer password wins).
+    pub fn upgrade_password_hash(
+        &self,
+        id: i64,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool> {
+        let conn = self.conn()?;
+        let changed = conn.execute(
+            "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+            params![id, old_hash, new_hash],
+        )?;
+        Ok(changed == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        (dir, store)
+    }
+
+    fn new_user(name: &str, email: &str) -> NewUser {
+        NewUser {
+            username: name.into(),
+            email: email.into(),
+            email_key: email.to_lowercase(),
+            password_hash: "h".into(),
+        }
+    }
+
+    #[test]
+    fn unique_username_and_email_are_reported_apart() {
+        let (_dir, store) = store();
+        assert_eq!(
+            store.insert_user(&new_user("ann", "a@x.io"), 0).unwrap(),
+            InsertUser::Created(1)
+        );
+        assert_eq!(
+            store.insert_user(&new_user("ann", "b@x.io"), 0).unwrap(),
+            InsertUser::UsernameTaken
+        );
+        assert_eq!(
+            store.insert_user(&new_user("bob", "A@X.io"), 0).unwrap(),
+            InsertUser::EmailTaken
+        );
+        assert!(
+            store.user_by_username("ANN").unwrap().is_none(),
+            "usernames are case-sensitive"
+        );
+        assert_eq!(
+            store.user_by_email_key("a@x.io").unwrap().unwrap().username,
+            "ann"
+        );
+    }
+
+    #[test]
+    fn hash_upgrade_loses_to_a_password_change() {
+        let (_dir, store) = store();
+        store.insert_user(&new_user("ann", "a@x.io"), 0).unwrap();
+        assert!(!store.upgrade_password_hash(1, "stale", "new").unwrap());
+        assert!(store.upgrade_password_hash(1, "h", "new").unwrap());
+        assert_eq!(store.user_by_id(1).unwrap().unwrap().password_hash, "new");
+    }
+}
