@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::http::{self, AppState};
 use crate::mail::{self, Mailer};
 use crate::passwords::Hasher;
+use crate::reset::ResetLinks;
 use crate::store::Store;
 use crate::tokens::Tokens;
 
@@ -53,7 +54,8 @@ impl Server {
         };
         let hasher = Hasher::new(params, threads, p.hash_queue_depth)
             .context("starting password hashing threads")?;
-        let mailer = Mailer::from_config(&config)?;
+        let resets = Arc::new(ResetLinks::new(secret.as_bytes(), &config.reset.url));
+        let mailer = Mailer::from_config(&config, resets.clone())?;
 
         let listener = tokio::net::TcpListener::bind(config.server.bind)
             .await
@@ -74,6 +76,7 @@ impl Server {
             store: store.clone(),
             tokens: Arc::new(tokens),
             hasher,
+            resets,
             mail_queued,
         };
         let mut stop_signal = stopped;

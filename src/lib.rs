@@ -2,7 +2,7 @@
 //!
 //! Read top-down: `app` starts everything; `http` routes requests to
 //! handlers; handlers use `store` (SQLite), `tokens` (JWT), `passwords`
-//! (scrypt) and `validate`; `mail` delivers the outbox; `error` turns every
+//! (scrypt), `reset` (reset links) and `validate`; `mail` delivers the outbox; `error` turns every
 //! failure into the documented JSON reply.
 
 pub mod app;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod mail;
 pub mod passwords;
+pub mod reset;
 pub mod store;
 pub mod tokens;
 pub mod validate;

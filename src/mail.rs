@@ -15,6 +15,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Execu
 use tokio::sync::{Notify, watch};
 
 use crate::config::{Config, MailTransport, SmtpTls};
+use crate::reset::{LINK_PLACEHOLDER, ResetLinks};
 use crate::store::{QueuedMail, Store};
 
 /// How many queued mails one pass of the worker picks up.
@@ -31,10 +32,11 @@ enum Transport {
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    resets: Arc<ResetLinks>,
 }
 
 impl Mailer {
-    pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
+    pub fn from_config(config: &Config, resets: Arc<ResetLinks>) -> anyhow::Result<Mailer> {
         let from: Mailbox = config.mail.from.parse().context("invalid mail.from")?;
         let transport = match config.mail.transport {
             MailTransport::File => {
@@ -65,7 +67,11 @@ impl Mailer {
                 Transport::Smtp(builder.build())
             }
         };
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            transport,
+            from,
+            resets,
+        })
     }
 
     async fn send(&self, mail: &QueuedMail) -> Result<(), SendError> {
@@ -78,7 +84,7 @@ impl Mailer {
             .to(to)
             .subject(mail.subject.as_str())
             .header(ContentType::TEXT_PLAIN)
-            .body(mail.body.clone())
+            .body(self.render_body(mail))
             .map_err(|e| SendError::Permanent(format!("could not build the message: {e}")))?;
         let sent = match &self.transport {
             Transport::Smtp(smtp) => smtp
@@ -93,6 +99,19 @@ impl Mailer {
                 .map_err(|e| e.to_string()),
         };
         sent.map_err(SendError::Retry)
+    }
+}
+
+impl Mailer {
+    /// The body with its reset link (if any) filled in, only now and only in memory.
+    fn render_body(&self, mail: &QueuedMail) -> String {
+        match mail.reset {
+            Some(r) => mail.body.replace(
+                LINK_PLACEHOLDER,
+                &self.resets.link(r.token_id, r.user_id, r.expires_at),
+            ),
+            None => mail.body.clone(),
+        }
     }
 }
 

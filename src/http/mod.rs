@@ -23,6 +23,7 @@ use warp::{Filter, Rejection};
 use crate::config::Config;
 use crate::error::{ApiError, json_response};
 use crate::passwords::Hasher;
+use crate::reset::ResetLinks;
 use crate::store::Store;
 use crate::tokens::Tokens;
 
@@ -35,6 +36,7 @@ pub struct AppState {
     pub store: Store,
     pub tokens: Arc<Tokens>,
     pub hasher: Hasher,
+    pub resets: Arc<ResetLinks>,
     /// Poked after mail is queued so the outbox worker sends it at once.
     pub mail_queued: Arc<Notify>,
 }

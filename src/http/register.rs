@@ -23,7 +23,7 @@ const EMAIL_TAKEN: &str = "Email already exists.";
 async fn register(state: AppState, req: Request) -> HandlerResult {
     let data = req.data()?;
     let fields = ["username", "email", "password"].map(|name| view_field(&data, name));
-    if fields.iter().any(|f| *f == ViewField::Absent) {
+    if fields.contains(&ViewField::Absent) {
         return Err(ApiError::message("All fields are required."));
     }
     let [username, email, password] = fields.map(|f| match f {

@@ -17,7 +17,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
 
-pub use outbox::{NewMail, QueuedMail};
+pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
+pub use reset_tokens::LiveResetToken;
 pub use users::{InsertUser, NewUser, User};
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;

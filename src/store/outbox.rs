@@ -20,18 +20,27 @@ pub struct QueuedMail {
     pub subject: String,
     pub body: String,
     pub attempts: i64,
+    /// For a reset mail: the token whose link goes into the body.
+    pub reset: Option<ResetTokenRef>,
 }
 
-pub(super) fn enqueue(conn: &rusqlite::Connection, mail: &NewMail) -> StoreResult<()> {
+/// What a reset link is rendered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetTokenRef {
+    pub token_id: i64,
+    pub user_id: i64,
+    pub expires_at: i64,
+}
+
+pub(super) fn enqueue(
+    conn: &rusqlite::Connection,
+    mail: &NewMail,
+    reset_token_id: Option<i64>,
+) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO outbox (recipient, subject, body, next_attempt_ms, discard_after_ms)
-         VALUES (?1, ?2, ?3, 0, ?4)",
-        params![
-            mail.recipient,
-            mail.subject,
-            mail.body,
-            mail.discard_after_ms
-        ],
+        "INSERT INTO outbox (recipient, subject, body, reset_token_id, next_attempt_ms, discard_after_ms)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        params![mail.recipient, mail.subject, mail.body, reset_token_id, mail.discard_after_ms],
     )?;
     Ok(())
 }
@@ -41,16 +50,26 @@ impl Store {
     pub fn due_mail(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<QueuedMail>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT id, recipient, subject, body, attempts FROM outbox
-             WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
+            "SELECT o.id, o.recipient, o.subject, o.body, o.attempts, t.id, t.user_id, t.expires_at
+             FROM outbox o LEFT JOIN reset_tokens t ON t.id = o.reset_token_id
+             WHERE o.next_attempt_ms <= ?1 ORDER BY o.next_attempt_ms, o.id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now_ms, limit], |row| {
+            let token_id: Option<i64> = row.get(5)?;
             Ok(QueuedMail {
                 id: row.get(0)?,
                 recipient: row.get(1)?,
                 subject: row.get(2)?,
                 body: row.get(3)?,
                 attempts: row.get(4)?,
+                reset: match token_id {
+                    Some(token_id) => Some(ResetTokenRef {
+                        token_id,
+                        user_id: row.get(6)?,
+                        expires_at: row.get(7)?,
+                    }),
+                    None => None,
+                },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -113,8 +132,8 @@ mod tests {
             body: "b".into(),
             discard_after_ms: discard,
         };
-        enqueue(&store.conn().unwrap(), &mail("a@x.io", 1_000)).unwrap();
-        enqueue(&store.conn().unwrap(), &mail("b@x.io", 10)).unwrap();
+        enqueue(&store.conn().unwrap(), &mail("a@x.io", 1_000), None).unwrap();
+        enqueue(&store.conn().unwrap(), &mail("b@x.io", 10), None).unwrap();
         assert_eq!(store.next_mail_due_ms().unwrap(), Some(0));
 
         let due = store.due_mail(5, 10).unwrap();

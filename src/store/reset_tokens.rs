@@ -1,55 +1,59 @@
 use rusqlite::params;
-use subtle::ConstantTimeEq;
 
 use super::outbox::{NewMail, enqueue};
 use super::{Store, StoreResult};
 
+/// A reset token that has not expired, been used or been superseded by a
+/// password change. Its secret part is derived, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveResetToken {
+    pub id: i64,
+    pub expires_at: i64,
+}
+
 impl Store {
-    /// Stores a reset token digest and the mail that carries the token in one
-    /// transaction: either both are kept or neither is. Expired tokens of every
-    /// user are swept on the way.
+    /// Creates a reset token and queues the mail that announces it, in one
+    /// transaction: either both are kept or neither is. Expired tokens of
+    /// every user are swept on the way (with any mail still queued for them).
     pub fn create_reset_token(
         &self,
         user_id: i64,
-        token_hash: &[u8; 32],
         expires_at: i64,
         mail: &NewMail,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<i64> {
         self.in_write_tx(|tx| {
             tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
             tx.execute(
-                "INSERT INTO reset_tokens (user_id, token_hash, expires_at) VALUES (?1, ?2, ?3)",
-                params![user_id, &token_hash[..], expires_at],
+                "INSERT INTO reset_tokens (user_id, expires_at) VALUES (?1, ?2)",
+                params![user_id, expires_at],
             )?;
-            enqueue(tx, mail)?;
-            Ok(())
+            let token_id = tx.last_insert_rowid();
+            enqueue(tx, mail, Some(token_id))?;
+            Ok(token_id)
         })
     }
 
-    /// True when `token_hash` belongs to a live token of this user.
-    pub fn reset_token_is_valid(
-        &self,
-        user_id: i64,
-        token_hash: &[u8; 32],
-        now: i64,
-    ) -> StoreResult<bool> {
-        let conn = self.conn()?;
-        live_token_matches(&conn, user_id, token_hash, now)
+    pub fn live_reset_tokens(&self, user_id: i64, now: i64) -> StoreResult<Vec<LiveResetToken>> {
+        live_tokens(&*self.conn()?, user_id, now)
     }
 
-    /// Sets a new password if the token is still live, and deletes every reset
-    /// token of the user, so this token (and any other) cannot be used again.
-    /// Returns false, changing nothing, when the token is not (or no longer) valid.
+    /// Sets a new password if reset token `token_id` of this user is still
+    /// live, and deletes every reset token of the user, so neither this one
+    /// nor any other can be used again. Returns false, changing nothing, when
+    /// the token is not (or no longer) live.
     pub fn reset_password(
         &self,
         user_id: i64,
-        token_hash: &[u8; 32],
+        token_id: i64,
         new_password_hash: &str,
         now: i64,
     ) -> StoreResult<bool> {
         self.in_write_tx(|tx| {
-            if !live_token_matches(tx, user_id, token_hash, now)? {
+            if !live_tokens(tx, user_id, now)?
+                .iter()
+                .any(|t| t.id == token_id)
+            {
                 return Ok(false);
             }
             tx.execute(
@@ -62,24 +66,21 @@ impl Store {
     }
 }
 
-/// Compares in constant time against every live token of the user (there are
-/// few), rather than letting an index lookup on the secret decide.
-fn live_token_matches(
+fn live_tokens(
     conn: &rusqlite::Connection,
     user_id: i64,
-    token_hash: &[u8; 32],
     now: i64,
-) -> StoreResult<bool> {
+) -> StoreResult<Vec<LiveResetToken>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT token_hash FROM reset_tokens WHERE user_id = ?1 AND expires_at > ?2",
+        "SELECT id, expires_at FROM reset_tokens WHERE user_id = ?1 AND expires_at > ?2",
     )?;
-    let mut rows = stmt.query(params![user_id, now])?;
-    let mut found = subtle::Choice::from(0);
-    while let Some(row) = rows.next()? {
-        let stored: Vec<u8> = row.get(0)?;
-        found |= stored.as_slice().ct_eq(&token_hash[..]);
-    }
-    Ok(found.into())
+    let rows = stmt.query_map(params![user_id, now], |row| {
+        Ok(LiveResetToken {
+            id: row.get(0)?,
+            expires_at: row.get(1)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]
@@ -98,7 +99,7 @@ mod tests {
     }
 
     #[test]
-    fn token_is_single_use_and_expires() {
+    fn token_is_single_use_expires_and_takes_its_mail_along() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         let user = NewUser {
@@ -108,22 +109,30 @@ mod tests {
             password_hash: "old".into(),
         };
         store.insert_user(&user, 0).unwrap();
-        let (a, b) = ([1u8; 32], [2u8; 32]);
-        store.create_reset_token(1, &a, 100, &mail(), 0).unwrap();
-        store.create_reset_token(1, &b, 100, &mail(), 0).unwrap();
-        assert!(store.reset_token_is_valid(1, &a, 99).unwrap());
-        assert!(!store.reset_token_is_valid(1, &a, 100).unwrap(), "expired");
+        let a = store.create_reset_token(1, 100, &mail(), 0).unwrap();
+        let b = store.create_reset_token(1, 100, &mail(), 0).unwrap();
+        assert_eq!(store.queued_mail_count().unwrap(), 2);
+        assert_eq!(store.live_reset_tokens(1, 99).unwrap().len(), 2);
         assert!(
-            !store.reset_token_is_valid(1, &[3u8; 32], 0).unwrap(),
-            "unknown"
+            store.live_reset_tokens(1, 100).unwrap().is_empty(),
+            "expired"
         );
-        assert!(!store.reset_password(1, &a, "new", 100).unwrap(), "expired");
-        assert!(store.reset_password(1, &a, "new", 50).unwrap());
-        assert!(!store.reset_password(1, &a, "newer", 50).unwrap(), "used");
+        assert!(!store.reset_password(1, a, "new", 100).unwrap(), "expired");
         assert!(
-            !store.reset_password(1, &b, "newer", 50).unwrap(),
+            !store.reset_password(2, a, "new", 50).unwrap(),
+            "another user's token"
+        );
+        assert!(store.reset_password(1, a, "new", 50).unwrap());
+        assert!(!store.reset_password(1, a, "newer", 50).unwrap(), "used");
+        assert!(
+            !store.reset_password(1, b, "newer", 50).unwrap(),
             "password changed"
         );
         assert_eq!(store.user_by_id(1).unwrap().unwrap().password_hash, "new");
+        assert_eq!(
+            store.queued_mail_count().unwrap(),
+            0,
+            "mail for dead tokens is dropped"
+        );
     }
 }

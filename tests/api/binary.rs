@@ -1,0 +1,207 @@
+//! The `latch` executable itself: flags, configuration errors, logging and
+//! graceful shutdown on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_latch");
+const FLAGS: [&str; 5] = ["--config", "--bind", "--db", "--smtp-host", "--smtp-port"];
+
+#[test]
+fn help_describes_every_flag() {
+    for args in [&["--help"][..], &["serve", "--help"][..]] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        for flag in FLAGS {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(flag))
+                .unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
+            assert!(
+                line.len() > flag.len() + 10 || help.contains(&format!("{flag} <")),
+                "{flag} has no description"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_config_keys_and_bad_values_stop_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key) in [
+        ("[server]\nbnd = \"x\"\n", "bnd"),
+        ("[database]\npool_size = -1\n", "pool_size"),
+    ] {
+        let path = dir.path().join("auth.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains(key), "{stderr}");
+    }
+}
+
+/// A latch process with its output collected.
+struct Process {
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Process {
+    fn start(dir: &std::path::Path, envs: &[(&str, &str)]) -> Process {
+        let mut child = Command::new(BIN)
+            .args(["--bind", "127.0.0.1:0", "--smtp-port", "1"])
+            .current_dir(dir)
+            .envs(envs.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        Process { child, output }
+    }
+
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if let Some(line) = out.lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "no {needle:?} in:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn addr(&self) -> String {
+        let line = self.wait_for("latch is listening");
+        line.split("addr=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+}
+
+#[tokio::test]
+async fn serves_on_defaults_logs_safely_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut latch = Process::start(dir.path(), &[("LATCH_SMTP_HSOT", "typo")]);
+    let base = format!("http://{}", latch.addr());
+    let client = reqwest::Client::new();
+
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        dir.path().join("data/auth.db").is_file(),
+        "default database path, folder created"
+    );
+    latch.wait_for("LATCH_SMTP_HSOT");
+    assert!(
+        latch
+            .output()
+            .contains("generated a random 256-bit signing secret")
+    );
+
+    let password = "a-secret-password-1";
+    let r = client
+        .post(format!("{base}/api/auth/register/"))
+        .json(&json!({"username": "alice", "email": "alice@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let tokens: serde_json::Value = client
+        .post(format!("{base}/api/auth/login/"))
+        .json(&json!({"username": "alice", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access"].as_str().unwrap();
+    let r = client
+        .get(format!("{base}/api/auth/profile/"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!(
+            "{base}/api/auth/password/reset/confirm/?uid=MQ&token=query-secret-value"
+        ))
+        .json(&json!({"new_password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // One line per request, and no secret anywhere in the log.
+    latch.wait_for("path=/api/auth/password/reset/confirm/ status=400");
+    let log = latch.output();
+    assert!(
+        log.contains("method=POST path=/api/auth/login/ status=200 latency_ms="),
+        "{log}"
+    );
+    let stored_secret: String = rusqlite::Connection::open(dir.path().join("data/auth.db"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'jwt_secret'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for secret in [
+        password,
+        access,
+        tokens["refresh"].as_str().unwrap(),
+        "query-secret-value",
+        &stored_secret,
+    ] {
+        assert!(!log.contains(secret), "log leaks {secret:?}:\n{log}");
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &latch.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = latch.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    latch.wait_for("stopped");
+}

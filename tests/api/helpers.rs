@@ -1,0 +1,400 @@
+//! Test harness: the real server on a free port, a temporary database, and a
+//! real SMTP server (mailin) running in this process.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use latch::Config;
+use latch::config::{MailTransport, Sources};
+use mailin_embedded::{Handler, Response, Server as SmtpListener, response};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const TEST_SECRET: &str = "integration-test-signing-secret-0123456789";
+pub const PASSWORD: &str = "correct-horse-9";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub config: Config,
+    pub smtp: SmtpServer,
+    server: Option<latch::Server>,
+    _dir: TempDir,
+}
+
+/// Defaults for tests: port 0, a temp database, cheap scrypt, a known secret.
+pub fn test_config(dir: &TempDir, smtp_port: u16) -> Config {
+    let mut config = latch::config::load(Sources::default())
+        .expect("defaults load")
+        .config;
+    config.server.bind = "127.0.0.1:0".parse().unwrap();
+    config.database.path = dir.path().join("auth.db");
+    config.jwt.secret = Some(TEST_SECRET.into());
+    config.password.scrypt_log_n = 4;
+    config.password.scrypt_p = 1;
+    config.smtp.host = "127.0.0.1".into();
+    config.smtp.port = smtp_port;
+    config.mail.transport = MailTransport::Smtp;
+    config.mail.file_dir = dir.path().join("mail");
+    config.mail.retry_max_secs = 1;
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts latch with `customize` applied to the test configuration; the SMTP
+/// server is up.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    let smtp = SmtpServer::start();
+    spawn_app_with_smtp(smtp, customize).await
+}
+
+pub async fn spawn_app_with_smtp(smtp: SmtpServer, customize: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&dir, smtp.port);
+    customize(&mut config);
+    config.validate().expect("test config is valid");
+    let server = latch::Server::start(config.clone())
+        .await
+        .expect("latch starts");
+    TestApp {
+        addr: server.addr(),
+        client: reqwest::Client::new(),
+        config,
+        smtp,
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.config.database.path.clone()
+    }
+
+    /// A direct connection to the database, for arranging odd states.
+    pub fn db(&self) -> rusqlite::Connection {
+        let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+
+    /// Stops the server gracefully and starts it again on the same database.
+    pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await
+    }
+
+    pub async fn restart_with(&mut self, customize: impl FnOnce(&mut Config)) {
+        self.server.take().expect("server running").shutdown().await;
+        customize(&mut self.config);
+        let server = latch::Server::start(self.config.clone())
+            .await
+            .expect("latch restarts");
+        self.addr = server.addr();
+        self.server = Some(server);
+    }
+
+    pub fn store(&self) -> &latch::store::Store {
+        self.server.as_ref().expect("server running").store()
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> TestResponse {
+        TestResponse::from(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A POST with exactly this content type (or none) and body.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> TestResponse {
+        let mut request = self.client.post(self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        TestResponse::from(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, authorization: Option<&str>) -> TestResponse {
+        let mut request = self.client.get(self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        TestResponse::from(request.send().await.unwrap()).await
+    }
+
+    pub async fn request(&self, method: &str, path: &str) -> TestResponse {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        TestResponse::from(
+            self.client
+                .request(method, self.url(path))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> TestResponse {
+        self.post_json(
+            "/api/auth/register/",
+            json!({"username": username, "email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.post_json(
+            "/api/auth/login/",
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn profile(&self, access: &str) -> TestResponse {
+        self.get("/api/auth/profile/", Some(&format!("Bearer {access}")))
+            .await
+    }
+
+    /// Registers `username` (email `<username>@example.com`, password
+    /// [`PASSWORD`]) and logs in: returns (access, refresh).
+    pub async fn user_with_tokens(&self, username: &str) -> (String, String) {
+        let r = self
+            .register(username, &format!("{username}@example.com"), PASSWORD)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let body = r.json();
+        (
+            body["access"].as_str().unwrap().into(),
+            body["refresh"].as_str().unwrap().into(),
+        )
+    }
+
+    pub async fn request_reset(&self, email: &str) -> TestResponse {
+        self.post_json("/api/auth/password/reset/", json!({"email": email}))
+            .await
+    }
+
+    pub async fn confirm_reset(&self, uid: &str, token: &str, new_password: &str) -> TestResponse {
+        let path = format!("/api/auth/password/reset/confirm/?uid={uid}&token={token}");
+        self.post_json(&path, json!({"new_password": new_password}))
+            .await
+    }
+}
+
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl TestResponse {
+    async fn from(response: reqwest::Response) -> TestResponse {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        TestResponse {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+
+    /// Status and the exact body text, for comparing as a client would.
+    pub fn assert(&self, status: u16, body: &str) {
+        assert_eq!((self.status, self.text.as_str()), (status, body));
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+/// A mail as the SMTP server received it.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub to: Vec<String>,
+    pub raw: String,
+}
+
+impl ReceivedMail {
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.raw.split("\r\n\r\n").next().unwrap_or("");
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+    }
+
+    /// The text body, decoded from quoted-printable if it was sent that way.
+    pub fn body(&self) -> String {
+        let (_, body) = self.raw.split_once("\r\n\r\n").expect("headers end");
+        let encoding = self.header("Content-Transfer-Encoding").unwrap_or_default();
+        if encoding.eq_ignore_ascii_case("quoted-printable") {
+            let decoded =
+                quoted_printable::decode(body, quoted_printable::ParseMode::Robust).unwrap();
+            String::from_utf8(decoded).unwrap()
+        } else {
+            body.to_string()
+        }
+    }
+
+    /// The `uid` and `token` of the reset link in the body.
+    pub fn reset_params(&self) -> (String, String) {
+        let body = self.body();
+        let link = body
+            .split_whitespace()
+            .find(|w| w.contains("uid="))
+            .expect("a reset link");
+        let query = link.split_once('?').unwrap().1;
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .to_string()
+        };
+        (param("uid"), param("token"))
+    }
+}
+
+#[derive(Clone, Default)]
+struct Collector {
+    inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    to: Vec<String>,
+    data: Vec<u8>,
+}
+
+impl Handler for Collector {
+    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
+        self.to = to.to_vec();
+        self.data.clear();
+        response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.data.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let mail = ReceivedMail {
+            to: std::mem::take(&mut self.to),
+            raw: String::from_utf8_lossy(&self.data).into_owned(),
+        };
+        self.inbox.lock().unwrap().push(mail);
+        response::OK
+    }
+}
+
+/// An SMTP server (mailin-embedded) on a loopback port, collecting mail.
+pub struct SmtpServer {
+    pub port: u16,
+    inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let server = SmtpServer::down();
+        server.come_up();
+        server
+    }
+
+    /// A free port with nothing listening yet: the SMTP server is "down".
+    pub fn down() -> SmtpServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        SmtpServer {
+            port,
+            inbox: Arc::default(),
+        }
+    }
+
+    /// Starts listening on the reserved port.
+    pub fn come_up(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("SMTP port still free");
+        let handler = Collector {
+            inbox: self.inbox.clone(),
+            ..Default::default()
+        };
+        let mut server = SmtpListener::new(handler);
+        server
+            .with_name("test-smtp")
+            .with_num_threads(2)
+            .with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+    }
+
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.inbox.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `count` mails have arrived.
+    pub async fn wait_for_mail(&self, count: usize, timeout: Duration) -> Vec<ReceivedMail> {
+        let start = Instant::now();
+        loop {
+            let mails = self.received();
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "expected {count} mails within {timeout:?}, got {}",
+                mails.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Signs arbitrary claims with the test secret (HS256 unless told otherwise).
+pub fn sign(claims: &Value, algorithm: jsonwebtoken::Algorithm) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(algorithm),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// The claims of a token, without checking anything.
+pub fn claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+pub fn now() -> i64 {
+    latch::tokens::unix_now()
+}

@@ -1,0 +1,74 @@
+//! The outbox: mail is never lost while the SMTP server is away, nor across restarts.
+
+use std::time::Duration;
+
+use crate::helpers::{PASSWORD, SmtpServer, spawn_app_with, spawn_app_with_smtp};
+
+#[tokio::test]
+async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
+    let app = spawn_app_with_smtp(SmtpServer::down(), |_| {}).await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    for _ in 0..3 {
+        app.request_reset("alice@example.com")
+            .await
+            .assert(200, r#"{"message":"Password reset link sent"}"#);
+    }
+    // Give the worker time to fail at least once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.store().queued_mail_count().unwrap(), 3);
+    assert!(app.smtp.received().is_empty());
+
+    app.smtp.come_up();
+    let mails = app.smtp.wait_for_mail(3, Duration::from_secs(10)).await;
+    assert_eq!(mails.len(), 3);
+    // Each carries its own working link.
+    let tokens: std::collections::HashSet<String> =
+        mails.iter().map(|m| m.reset_params().1).collect();
+    assert_eq!(tokens.len(), 3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(app.store().queued_mail_count().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn queued_mail_survives_a_restart() {
+    let mut app = spawn_app_with_smtp(SmtpServer::down(), |_| {}).await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    app.request_reset("alice@example.com")
+        .await
+        .assert(200, r#"{"message":"Password reset link sent"}"#);
+    app.restart().await;
+    app.smtp.come_up();
+    let mails = app.smtp.wait_for_mail(1, Duration::from_secs(10)).await;
+    let (uid, token) = mails[0].reset_params();
+    app.confirm_reset(&uid, &token, "brand-new-password")
+        .await
+        .assert(200, r#"{"message":"Password has been reset"}"#);
+}
+
+#[tokio::test]
+async fn file_transport_writes_eml_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_dir = dir.path().to_path_buf();
+    let app = spawn_app_with(|c| {
+        c.mail.transport = latch::config::MailTransport::File;
+        c.mail.file_dir = mail_dir.clone();
+    })
+    .await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    app.request_reset("alice@example.com").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        if let Some(file) = files
+            .iter()
+            .find(|f| f.path().extension().is_some_and(|e| e == "eml"))
+        {
+            let text = std::fs::read_to_string(file.path()).unwrap();
+            assert!(text.contains("Subject: Password reset"), "{text}");
+            assert!(text.contains("uid=3D") || text.contains("uid=MQ"), "{text}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no .eml file written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: each starts the real server on a free port with a temp
+//! database and a real SMTP server in this process, and speaks HTTP to it.
+
+mod binary;
+mod errors;
+mod helpers;
+mod login;
+mod mail;
+mod password_reset;
+mod profile;
+mod refresh;
+mod register;
+mod restart;
