@@ -4,6 +4,7 @@
 mod binary;
 mod errors;
 mod helpers;
+mod interop;
 mod login;
 mod mail;
 mod password_reset;

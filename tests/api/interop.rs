@@ -1,0 +1,138 @@
+//! Interoperability with the real djangorestframework-simplejwt: a Django
+//! service with the same signing key accepts latch's tokens, latch accepts
+//! Django's, and both refuse bad tokens in the same words.
+//!
+//! Needs Python with tests/interop/requirements.txt installed: set
+//! LATCH_INTEROP_PYTHON to that interpreter (`.ci/run` does). Without it the
+//! test says so and passes, unless LATCH_REQUIRE_INTEROP=1 (CI sets it).
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+use crate::helpers::{TEST_SECRET, claims, now, sign, spawn_app};
+
+fn python() -> Option<String> {
+    let python = std::env::var("LATCH_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_simplejwt = Command::new(&python)
+        .args(["-c", "import rest_framework_simplejwt"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_simplejwt {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("LATCH_REQUIRE_INTEROP").as_deref() != Ok("1"),
+        "LATCH_REQUIRE_INTEROP=1 but {python} cannot import rest_framework_simplejwt"
+    );
+    eprintln!(
+        "interop test skipped: install tests/interop/requirements.txt and set LATCH_INTEROP_PYTHON"
+    );
+    None
+}
+
+fn ask_simplejwt(python: &str, job: &Value) -> Value {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/simplejwt_oracle.py"
+    );
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(job.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn claim_names(token: &str) -> Vec<String> {
+    let mut names: Vec<String> = claims(token).as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn latch_and_simplejwt_accept_each_others_tokens() {
+    let Some(python) = python() else { return };
+    let app = spawn_app().await;
+    let (access, refresh) = app.user_with_tokens("alice").await;
+    let access_claims = json!({"token_type": "access", "iat": now() - 400, "jti": "0123456789abcdef0123456789abcdef", "user_id": "1"});
+    let with = |key: &str, value: Value| {
+        let mut c = access_claims.clone();
+        c[key] = value;
+        c
+    };
+    let bad_access = json!({
+        "garbage": "not-a-token",
+        "tampered": format!("{access}x"),
+        "refresh_as_access": refresh,
+        "expired": sign(&with("exp", json!(now() - 100)), Algorithm::HS256),
+        "other_algorithm": sign(&with("exp", json!(now() + 100)), Algorithm::HS512),
+        "no_type": sign(&json!({"exp": now() + 100, "jti": "ab", "user_id": "1"}), Algorithm::HS256),
+    });
+    let answer = ask_simplejwt(
+        &python,
+        &json!({
+            "secret": TEST_SECRET, "user_id": 1, "username": "alice",
+            "latch_access": access, "latch_refresh": refresh, "bad_access": bad_access,
+        }),
+    );
+
+    // simplejwt reads latch's tokens, and authenticates a request with one.
+    assert_eq!(answer["latch_access"]["ok"], true, "{answer}");
+    assert_eq!(answer["latch_refresh"]["ok"], true, "{answer}");
+    assert_eq!(
+        answer["latch_access_authenticates"],
+        json!({"ok": true, "user_id": 1})
+    );
+    assert_eq!(answer["latch_access"]["payload"]["user_id"], "1");
+
+    // Same claim names both ways.
+    let django_access = answer["django_access"].as_str().unwrap();
+    let django_refresh = answer["django_refresh"].as_str().unwrap();
+    assert_eq!(claim_names(&access), claim_names(django_access));
+    assert_eq!(claim_names(&refresh), claim_names(django_refresh));
+
+    // latch accepts simplejwt's tokens.
+    let r = app.profile(django_access).await;
+    r.assert(
+        200,
+        r#"{"id":1,"username":"alice","email":"alice@example.com"}"#,
+    );
+    let r = app
+        .post_json(
+            "/api/auth/token/refresh/",
+            json!({"refresh": django_refresh}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Both refuse the same tokens with the same message.
+    for (name, token) in bad_access.as_object().unwrap() {
+        let verdict = &answer["bad_access"][name];
+        assert_eq!(verdict["ok"], false, "simplejwt accepted {name}");
+        let r = app.profile(token.as_str().unwrap()).await;
+        assert_eq!(r.status, 401, "{name}");
+        assert_eq!(
+            r.json()["messages"][0]["message"],
+            verdict["message"],
+            "{name}"
+        );
+    }
+}
