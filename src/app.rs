@@ -23,6 +23,7 @@ const SECRET_SETTING: &str = "jwt_secret";
 /// A running latch. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     addr: SocketAddr,
+    shutdown_timeout: Duration,
     store: Store,
     stop: watch::Sender<bool>,
     http: JoinHandle<()>,
@@ -62,6 +63,7 @@ impl Server {
             .with_context(|| format!("binding {}", config.server.bind))?;
         let addr = listener.local_addr()?;
 
+        let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
         let (stop, stopped) = watch::channel(false);
         let mail_queued = Arc::new(Notify::new());
         let outbox = tokio::spawn(mail::run_outbox(
@@ -91,6 +93,7 @@ impl Server {
         tracing::info!(%addr, hash_threads = threads, "latch is listening");
         Ok(Server {
             addr,
+            shutdown_timeout,
             store,
             stop,
             http,
@@ -107,12 +110,28 @@ impl Server {
         &self.store
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, stops
-    /// the outbox worker (queued mail stays queued for the next start).
+    /// Stops accepting connections, lets in-flight requests finish (for up
+    /// to `server.shutdown_timeout_secs`), stops the outbox worker (queued
+    /// mail stays queued for the next start).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.http.await;
-        let _ = self.outbox.await;
+        let mut http = self.http;
+        if tokio::time::timeout(self.shutdown_timeout, &mut http)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "requests still in flight after the shutdown timeout; closing their connections"
+            );
+            http.abort();
+        }
+        let mut outbox = self.outbox;
+        if tokio::time::timeout(self.shutdown_timeout, &mut outbox)
+            .await
+            .is_err()
+        {
+            outbox.abort();
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub cors: CorsConfig,
     pub database: DatabaseConfig,
     pub jwt: JwtConfig,
     pub password: PasswordConfig,
@@ -29,6 +30,7 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub max_body_bytes: u64,
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -36,8 +38,17 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 64 * 1024,
+            shutdown_timeout_secs: 10,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins (`https://app.example.com`) whose pages may call the API; `*` for any.
+    #[serde(deserialize_with = "string_list_lenient")]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -372,6 +383,10 @@ impl Config {
             ),
             ("reset.token_lifetime_secs", self.reset.token_lifetime_secs),
             ("smtp.timeout_secs", self.smtp.timeout_secs),
+            (
+                "server.shutdown_timeout_secs",
+                self.server.shutdown_timeout_secs,
+            ),
             ("mail.retry_max_secs", self.mail.retry_max_secs),
         ] {
             if value == 0 {
@@ -380,6 +395,13 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             bail!("invalid server.max_body_bytes: must be at least 1024");
+        }
+        for origin in &self.cors.allowed_origins {
+            if !is_origin(origin) {
+                bail!(
+                    "invalid cors.allowed_origins: {origin:?} is not \"*\" or scheme://host[:port]"
+                );
+            }
         }
         if self.database.pool_size == 0 {
             bail!("invalid database.pool_size: must be at least 1");
@@ -412,6 +434,25 @@ impl Config {
     }
 }
 
+/// `*`, or an origin as browsers send it: `http(s)://host[:port]`, no path.
+fn is_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some(rest) = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "0"));
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+        && port.parse::<u16>().is_ok()
+}
+
 /// Environment values are parsed as TOML-ish scalars, so `LATCH_SMTP_PASSWORD=1234`
 /// arrives as a number; accept that for string settings.
 fn opt_string_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -429,6 +470,25 @@ fn opt_string_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>,
         Scalar::Float(f) => f.to_string(),
         Scalar::Bool(b) => b.to_string(),
     }))
+}
+
+/// A list, or (handy in an environment variable) one comma-separated string.
+fn string_list_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(list) => list,
+        ListOrString::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 #[cfg(test)]
@@ -510,6 +570,23 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_from_env_as_a_comma_separated_string() {
+        let c = load(Sources {
+            env: env(&[(
+                "LATCH_CORS_ALLOWED_ORIGINS",
+                "https://a.example, http://localhost:3000",
+            )]),
+            ..Default::default()
+        })
+        .unwrap()
+        .config;
+        assert_eq!(
+            c.cors.allowed_origins,
+            ["https://a.example", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
     fn unknown_env_var_is_a_warning_naming_it() {
         let loaded = load(Sources {
             env: env(&[("LATCH_SMTP_HSOT", "x"), ("PATH", "/bin")]),
@@ -554,6 +631,14 @@ mod tests {
             ("[jwt]\nsecret = \"\"\n", "jwt.secret"),
             ("[jwt]\nalgorithm = \"RS256\"\n", "algorithm"),
             ("[smtp]\ntls = \"maybe\"\n", "tls"),
+            (
+                "[cors]\nallowed_origins = [\"https://x.io/path\"]\n",
+                "cors.allowed_origins",
+            ),
+            (
+                "[cors]\nallowed_origins = [\"x.io\"]\n",
+                "cors.allowed_origins",
+            ),
         ] {
             let (_dir, path) = file(text);
             let err = load(Sources {

@@ -65,7 +65,9 @@ impl Hasher {
                 .name(format!("latch-hash-{n}"))
                 .spawn(move || {
                     for job in queue {
-                        job();
+                        // A panicking job must not take the thread with it; its
+                        // caller sees the dropped reply as WorkerLost.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 })?;
         }

@@ -94,6 +94,10 @@ pub fn email_lookup_key(raw: &str) -> String {
 /// A new password long enough under the configured minimum (counted in
 /// characters, as Django counts them).
 pub fn check_new_password(password: &str, min_length: usize) -> Result<(), String> {
+    // DRF's login field refuses NUL, so such a password could never be used.
+    if password.contains('\0') {
+        return Err("Null characters are not allowed.".into());
+    }
     if password.chars().count() < min_length {
         let unit = if min_length == 1 {
             "character"
@@ -192,6 +196,10 @@ mod tests {
         assert_eq!(
             check_new_password("1234567", 8).unwrap_err(),
             "This password is too short. It must contain at least 8 characters."
+        );
+        assert_eq!(
+            check_new_password("nul\0in-the-middle", 8).unwrap_err(),
+            "Null characters are not allowed."
         );
     }
 }

@@ -47,33 +47,60 @@ pub type HandlerResult = Result<Response, ApiError>;
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    health(&state)
+    let api = health(&state)
         .or(auth::routes(&state))
         .unify()
         .or(register::routes(&state))
         .unify()
         .or(password::routes(&state))
         .unify()
-        .recover(|rejection: Rejection| async move {
-            Ok::<_, std::convert::Infallible>(rejection_reply(rejection))
-        })
-        .unify()
-        .map(|mut response: Response| {
-            let headers = response.headers_mut();
-            headers.insert(
-                "x-content-type-options",
-                HeaderValue::from_static("nosniff"),
-            );
-            response
-        })
-        .with(warp::log::custom(log_request))
+        .boxed();
+    let api = match cors(&state.config.cors.allowed_origins) {
+        Some(cors) => api.with(cors).map(warp::Reply::into_response).boxed(),
+        None => api,
+    };
+    api.recover(|rejection: Rejection| async move {
+        Ok::<_, std::convert::Infallible>(rejection_reply(rejection))
+    })
+    .unify()
+    .map(|mut response: Response| {
+        let headers = response.headers_mut();
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+    })
+    .with(warp::log::custom(log_request))
+}
+
+/// CORS for the configured origins; none configured, no CORS headers at all.
+fn cors(origins: &[String]) -> Option<warp::cors::Builder> {
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = warp::cors()
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600));
+    Some(if origins.iter().any(|o| o == "*") {
+        cors.allow_any_origin()
+    } else {
+        cors.allow_origins(origins.iter().map(String::as_str))
+    })
 }
 
 /// Turns what is left after no route matched into JSON. Only "not found"
-/// is expected here: methods and bodies are judged inside the endpoints.
+/// (and CORS refusals) are expected here: methods and bodies are judged
+/// inside the endpoints.
 fn rejection_reply(rejection: Rejection) -> Response {
     if rejection.is_not_found() {
         ApiError::NotFound.into_response()
+    } else if let Some(forbidden) = rejection.find::<warp::cors::CorsForbidden>() {
+        json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"detail": forbidden.to_string()}),
+        )
     } else {
         ApiError::Internal(format!("unhandled rejection: {rejection:?}")).into_response()
     }

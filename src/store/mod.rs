@@ -11,11 +11,13 @@ mod settings;
 mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
+use tokio::sync::Semaphore;
 
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use reset_tokens::LiveResetToken;
@@ -72,6 +74,10 @@ fn migrations() -> Migrations<'static> {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// SQLite has one writer at a time anyway. Queueing writers here (FIFO,
+    /// woken at once) beats letting them poll SQLite's busy handler, and
+    /// keeps pooled connections free for the reads that run inline.
+    writer: Arc<Semaphore>,
 }
 
 impl Store {
@@ -87,8 +93,15 @@ impl Store {
         let mut conn = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
         conn.busy_timeout(busy_timeout)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .context("switching the database to WAL mode")?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            anyhow::bail!(
+                "database {} cannot use WAL mode (got {mode:?}); is it on a network filesystem?",
+                path.display()
+            );
+        }
         migrations()
             .to_latest(&mut conn)
             .context("migrating the database schema")?;
@@ -105,7 +118,10 @@ impl Store {
             .connection_timeout(busy_timeout.max(Duration::from_secs(1)))
             .build(manager)
             .context("opening the database connection pool")?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            writer: Arc::new(Semaphore::new(1)),
+        })
     }
 
     fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
@@ -126,16 +142,27 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs a (writing) store call on tokio's blocking pool.
+    /// Runs a (writing) store call on tokio's blocking pool, one at a time.
     pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: FnOnce(&Store) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        let permit = self
+            .writer
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|err| StoreError::Other(format!("store task failed: {err}")))?
+            .map_err(|_| StoreError::Other("store closed".into()))?;
+        // The permit moves into the blocking task: it is held until the write
+        // is done, even if the request that asked for it has gone away.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f(&store)
+        })
+        .await
+        .map_err(|err| StoreError::Other(format!("store task failed: {err}")))?
     }
 
     /// True when a connection can be had and answers a query.

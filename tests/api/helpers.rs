@@ -201,6 +201,13 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the server gracefully.
+    pub async fn shutdown(mut self) {
+        self.server.take().expect("server running").shutdown().await;
+    }
+}
+
 pub struct TestResponse {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,

@@ -2,6 +2,7 @@
 //! database and a real SMTP server in this process, and speaks HTTP to it.
 
 mod binary;
+mod cors;
 mod errors;
 mod helpers;
 mod interop;

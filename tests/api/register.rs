@@ -214,6 +214,14 @@ async fn short_passwords_are_refused_and_the_minimum_is_configurable() {
 }
 
 #[tokio::test]
+async fn passwords_with_nul_are_refused_since_login_would_refuse_them() {
+    let app = spawn_app().await;
+    app.register("alice", "alice@example.com", "long-enough\u{0}password")
+        .await
+        .assert(400, r#"{"error":"Null characters are not allowed."}"#);
+}
+
+#[tokio::test]
 async fn a_refused_registration_stores_nothing() {
     let app = spawn_app().await;
     app.register("alice", "alice@example.com", "short").await;

@@ -37,3 +37,39 @@ async fn a_configured_secret_wins_over_the_stored_one() {
         .await;
     assert_eq!(app.profile(&access).await.status, 401);
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    // Expensive hashing (N=2^17, about half a second) keeps the login busy
+    // while shutdown starts.
+    let app = crate::helpers::spawn_app_with(|c| c.password.scrypt_log_n = 17).await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    let request = app
+        .client
+        .post(app.url("/api/auth/login/"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send();
+    let in_flight = tokio::spawn(request);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the login should still be hashing"
+    );
+    app.shutdown().await;
+    let response = in_flight.await.unwrap().expect("the response arrives");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_does_not_hold_shutdown_forever() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = crate::helpers::spawn_app_with(|c| c.server.shutdown_timeout_secs = 1).await;
+    let mut stuck = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stuck
+        .write_all(b"POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.shutdown()).await;
+    assert!(stopped.is_ok(), "shutdown hung on a stuck client");
+}
