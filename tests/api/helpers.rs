@@ -87,6 +87,32 @@ impl TestApp {
         conn
     }
 
+    /// Removes an account behind latch's back (as an admin might).
+    pub fn delete_user(&self, username: &str) {
+        let n = self
+            .db()
+            .execute("DELETE FROM users WHERE username = ?1", [username])
+            .unwrap();
+        assert_eq!(n, 1, "no user {username}");
+    }
+
+    /// Marks an account inactive (Django's `is_active = False`).
+    pub fn deactivate_user(&self, username: &str) {
+        let n = self
+            .db()
+            .execute(
+                "UPDATE users SET is_active = 0 WHERE username = ?1",
+                [username],
+            )
+            .unwrap();
+        assert_eq!(n, 1, "no user {username}");
+    }
+
+    /// The one value a query returns.
+    pub fn scalar<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     /// Stops the server gracefully and starts it again on the same database.
     pub async fn restart(&mut self) {
         self.restart_with(|_| {}).await

@@ -60,9 +60,7 @@ async fn wrong_password_unknown_user_and_inactive_user_look_the_same() {
     let app = spawn_app().await;
     app.register("alice", "alice@example.com", PASSWORD).await;
     app.register("bob", "bob@example.com", PASSWORD).await;
-    app.db()
-        .execute("UPDATE users SET is_active = 0 WHERE username = 'bob'", [])
-        .unwrap();
+    app.deactivate_user("bob");
 
     for (user, password) in [
         ("alice", "wrong-password"),
@@ -181,13 +179,7 @@ async fn weaker_hash_is_upgraded_on_login() {
     let mut app = spawn_app().await;
     app.register("alice", "alice@example.com", PASSWORD).await;
     let stored = |app: &crate::helpers::TestApp| -> String {
-        app.db()
-            .query_row(
-                "SELECT password_hash FROM users WHERE username = 'alice'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        app.scalar("SELECT password_hash FROM users WHERE username = 'alice'")
     };
     assert!(stored(&app).starts_with("$scrypt$ln=4,r=8,p=1$"));
     app.restart_with(|c| c.password.scrypt_log_n = 6).await;

@@ -257,10 +257,7 @@ async fn reset_tokens_are_never_stored() {
     app.request_reset("alice@example.com")
         .await
         .assert(200, SENT);
-    let queued_body: String = app
-        .db()
-        .query_row("SELECT body FROM outbox", [], |r| r.get(0))
-        .unwrap();
+    let queued_body: String = app.scalar("SELECT body FROM outbox");
     assert!(
         queued_body.contains("{reset_link}") && !queued_body.contains("token="),
         "{queued_body}"

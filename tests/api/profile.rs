@@ -97,12 +97,8 @@ async fn valid_token_of_a_deleted_or_inactive_user() {
     let app = spawn_app().await;
     let (alice, _) = app.user_with_tokens("alice").await;
     let (bob, _) = app.user_with_tokens("bob").await;
-    app.db()
-        .execute("DELETE FROM users WHERE username = 'alice'", [])
-        .unwrap();
-    app.db()
-        .execute("UPDATE users SET is_active = 0 WHERE username = 'bob'", [])
-        .unwrap();
+    app.delete_user("alice");
+    app.deactivate_user("bob");
     app.profile(&alice).await.assert(
         401,
         r#"{"detail":"User not found","code":"user_not_found"}"#,
@@ -125,9 +121,7 @@ async fn valid_token_of_a_deleted_or_inactive_user() {
 async fn a_new_user_does_not_inherit_a_deleted_users_id() {
     let app = spawn_app().await;
     let (alice, _) = app.user_with_tokens("alice").await;
-    app.db()
-        .execute("DELETE FROM users WHERE username = 'alice'", [])
-        .unwrap();
+    app.delete_user("alice");
     app.user_with_tokens("mallory").await;
     app.profile(&alice).await.assert(
         401,

@@ -99,12 +99,8 @@ async fn tokens_of_deleted_inactive_or_unknown_users_are_invalid() {
     let app = spawn_app().await;
     let (_, alice) = app.user_with_tokens("alice").await;
     let (_, bob) = app.user_with_tokens("bob").await;
-    app.db()
-        .execute("DELETE FROM users WHERE username = 'alice'", [])
-        .unwrap();
-    app.db()
-        .execute("UPDATE users SET is_active = 0 WHERE username = 'bob'", [])
-        .unwrap();
+    app.delete_user("alice");
+    app.deactivate_user("bob");
     for token in [
         alice,
         bob,

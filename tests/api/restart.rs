@@ -18,14 +18,7 @@ async fn everything_survives_a_restart_on_the_same_database() {
     app.register("alice", "other@example.com", PASSWORD)
         .await
         .assert(400, r#"{"error":"Username already exists."}"#);
-    let stored: String = app
-        .db()
-        .query_row(
-            "SELECT value FROM settings WHERE key = 'jwt_secret'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored: String = app.scalar("SELECT value FROM settings WHERE key = 'jwt_secret'");
     assert_eq!(stored.len(), 64, "256 bits, hex");
 }
 
