@@ -139,10 +139,10 @@ impl Server {
 /// the database. Its value is never logged.
 fn signing_secret(config: &Config, store: &Store) -> anyhow::Result<String> {
     if let Some(secret) = &config.jwt.secret {
-        if secret.len() < 32 {
+        if secret.expose().len() < 32 {
             tracing::warn!("jwt.secret is shorter than 32 bytes; a longer random secret is safer");
         }
-        return Ok(secret.clone());
+        return Ok(secret.expose().to_string());
     }
     let (secret, created) = store
         .setting_or_insert(SECRET_SETTING, || {

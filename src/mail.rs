@@ -62,7 +62,10 @@ impl Mailer {
                     .port(smtp.port)
                     .timeout(Some(Duration::from_secs(smtp.timeout_secs)));
                 if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-                    builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+                    builder = builder.credentials(Credentials::new(
+                        user.clone(),
+                        password.expose().to_string(),
+                    ));
                 }
                 Transport::Smtp(builder.build())
             }

@@ -13,3 +13,4 @@ mod profile;
 mod refresh;
 mod register;
 mod restart;
+mod smtp;

@@ -1,0 +1,218 @@
+use std::path::{Path, PathBuf};
+
+use super::load::env_names;
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn defaults_match_the_documentation() {
+    let c = load(Sources::default()).unwrap().config;
+    assert_eq!(c.server.bind.to_string(), "127.0.0.1:8000");
+    assert_eq!(c.database.path, PathBuf::from("data/auth.db"));
+    assert_eq!((c.smtp.host.as_str(), c.smtp.port), ("localhost", 1025));
+    assert_eq!(
+        (
+            c.password.scrypt_log_n,
+            c.password.scrypt_r,
+            c.password.scrypt_p
+        ),
+        (14, 8, 5)
+    );
+    assert_eq!(c.jwt.access_token_lifetime_secs, 300);
+    assert_eq!(c.jwt.refresh_token_lifetime_secs, 86400);
+    assert_eq!(c.reset.token_lifetime_secs, 3600);
+    assert!(c.jwt.secret.is_none());
+}
+
+#[test]
+fn layers_apply_in_order_file_env_flags() {
+    let (_dir, path) =
+        file("[smtp]\nhost = \"file\"\nport = 2525\n[jwt]\nsecret = \"from-file\"\n");
+    let loaded = load(Sources {
+        config_file: Some(path),
+        env: env(&[("LATCH_SMTP_HOST", "env"), ("LATCH_JWT_SECRET", "1234")]),
+        overrides: Overrides {
+            smtp_port: Some(26),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let c = loaded.config;
+    assert_eq!(c.smtp.host, "env");
+    assert_eq!(c.smtp.port, 26);
+    assert_eq!(
+        c.jwt.secret.as_ref().map(Secret::expose),
+        Some("1234"),
+        "numeric env value kept as a string"
+    );
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn env_keys_with_underscores_map_whole() {
+    let c = load(Sources {
+        env: env(&[
+            ("LATCH_SERVER_MAX_BODY_BYTES", "4096"),
+            ("LATCH_PASSWORD_SCRYPT_LOG_N", "10"),
+        ]),
+        ..Default::default()
+    })
+    .unwrap()
+    .config;
+    assert_eq!(c.server.max_body_bytes, 4096);
+    assert_eq!(c.password.scrypt_log_n, 10);
+}
+
+#[test]
+fn cors_origins_from_env_as_a_comma_separated_string() {
+    let c = load(Sources {
+        env: env(&[(
+            "LATCH_CORS_ALLOWED_ORIGINS",
+            "https://a.example, http://localhost:3000",
+        )]),
+        ..Default::default()
+    })
+    .unwrap()
+    .config;
+    assert_eq!(
+        c.cors.allowed_origins,
+        ["https://a.example", "http://localhost:3000"]
+    );
+}
+
+#[test]
+fn unknown_env_var_is_a_warning_naming_it() {
+    let loaded = load(Sources {
+        env: env(&[("LATCH_SMTP_HSOT", "x"), ("PATH", "/bin")]),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].contains("LATCH_SMTP_HSOT"));
+}
+
+#[test]
+fn unknown_file_key_is_an_error_naming_it() {
+    let (_dir, path) = file("[smtp]\nhots = \"x\"\n");
+    let err = load(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("hots"), "{err}");
+    let (_dir, path) = file("[smpt]\nhost = \"x\"\n");
+    let err = load(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("smpt"), "{err}");
+}
+
+#[test]
+fn invalid_values_are_errors_naming_the_key() {
+    let (_dir, path) = file("[smtp]\nport = \"many\"\n");
+    let err = load(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("port"), "{err}");
+    for (text, key) in [
+        ("[password]\nscrypt_r = 0\n", "scrypt"),
+        ("[reset]\nurl = \"ftp://x\"\n", "reset.url"),
+        ("[mail]\nfrom = \"not an address\"\n", "mail.from"),
+        ("[jwt]\nsecret = \"\"\n", "jwt.secret"),
+        ("[jwt]\nalgorithm = \"RS256\"\n", "algorithm"),
+        ("[smtp]\ntls = \"maybe\"\n", "tls"),
+        (
+            "[cors]\nallowed_origins = [\"https://x.io/path\"]\n",
+            "cors.allowed_origins",
+        ),
+        (
+            "[cors]\nallowed_origins = [\"x.io\"]\n",
+            "cors.allowed_origins",
+        ),
+    ] {
+        let (_dir, path) = file(text);
+        let err = load(Sources {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(key), "{text}: {err}");
+    }
+}
+
+#[test]
+fn missing_explicit_config_file_is_an_error() {
+    let err = load(Sources {
+        config_file: Some("/nonexistent/auth.toml".into()),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/auth.toml"));
+}
+
+#[test]
+fn repository_auth_toml_lists_every_setting_with_its_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("auth.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Every key appears, commented or not...
+    for dotted in env_names().values() {
+        let (section, key) = dotted.split_once('.').unwrap();
+        assert!(
+            text.contains(&format!("[{section}]")),
+            "auth.toml lacks [{section}]"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} ="))),
+            "auth.toml lacks {dotted}"
+        );
+    }
+    // ...and the uncommented values are the defaults.
+    let from_file = load(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    })
+    .unwrap()
+    .config;
+    assert_eq!(
+        serde_json::to_value(from_file).unwrap(),
+        serde_json::to_value(Config::default()).unwrap()
+    );
+}
+
+#[test]
+fn secrets_never_print() {
+    let (_dir, path) = file(
+        "[jwt]\nsecret = \"hunter2-hunter2\"\n[smtp]\nusername = \"u\"\npassword = \"pw-value\"\n",
+    );
+    let c = load(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    })
+    .unwrap()
+    .config;
+    let printed = format!("{c:?}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("pw-value"),
+        "{printed}"
+    );
+    assert!(printed.contains("<redacted>"));
+}
