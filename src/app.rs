@@ -81,15 +81,12 @@ impl Server {
             resets,
             mail_queued,
         };
-        let mut stop_signal = stopped;
-        let http = tokio::spawn(
-            warp::serve(http::routes(state))
-                .incoming(listener)
-                .graceful(async move {
-                    let _ = stop_signal.wait_for(|stop| *stop).await;
-                })
-                .run(),
-        );
+        let limits = http::Limits {
+            header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs),
+            max_connections: state.config.server.max_connections,
+        };
+        let http = tokio::spawn(http::serve(listener, http::routes(state), limits, stopped));
         tracing::info!(%addr, hash_threads = threads, "latch is listening");
         Ok(Server {
             addr,

@@ -29,6 +29,8 @@ pub enum ApiError {
     PayloadTooLarge {
         limit: u64,
     },
+    /// The client did not send its whole body within the body read timeout.
+    BodyTimeout,
     UnsupportedMediaType(String),
     /// Password hashing is saturated: come back shortly.
     Busy,
@@ -88,6 +90,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"detail": format!("Request body is too large (the limit is {limit} bytes).")}),
+            ),
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                json!({"detail": "The request body did not arrive in time."}),
             ),
             ApiError::UnsupportedMediaType(media) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

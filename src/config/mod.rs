@@ -32,6 +32,10 @@ pub struct Config {
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub max_body_bytes: u64,
+    pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub max_connections: usize,
     pub shutdown_timeout_secs: u64,
 }
 
@@ -40,6 +44,10 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             max_body_bytes: 64 * 1024,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            max_connections: 1024,
             shutdown_timeout_secs: 10,
         }
     }

@@ -7,6 +7,9 @@ mod auth;
 mod input;
 mod password;
 mod register;
+mod serve;
+
+pub use serve::{Limits, serve};
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -134,6 +137,7 @@ where
     let allow: &'static str = allow_header(methods);
     let state = state.clone();
     let limit = state.config.server.max_body_bytes;
+    let body_timeout = std::time::Duration::from_secs(state.config.server.body_read_timeout_secs);
     path.and(warp::method())
         .and(warp::header::headers_cloned())
         .and(raw_query())
@@ -154,7 +158,10 @@ where
                     .into_response();
                 }
                 let result = async {
-                    let body = input::read_body(&headers, body, limit).await?;
+                    let reading = input::read_body(&headers, body, limit);
+                    let body = tokio::time::timeout(body_timeout, reading)
+                        .await
+                        .unwrap_or(Err(ApiError::BodyTimeout))?;
                     let request = Request {
                         method,
                         headers,

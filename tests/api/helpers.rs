@@ -63,7 +63,11 @@ pub async fn spawn_app_with_smtp(smtp: SmtpServer, customize: impl FnOnce(&mut C
         .expect("latch starts");
     TestApp {
         addr: server.addr(),
-        client: reqwest::Client::new(),
+        // No test may hang CI: every request gives up after 30 s.
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
         config,
         smtp,
         server: Some(server),

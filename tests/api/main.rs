@@ -13,4 +13,5 @@ mod profile;
 mod refresh;
 mod register;
 mod restart;
+mod slow_clients;
 mod smtp;

@@ -1,0 +1,249 @@
+//! The connection loop: hyper (through hyper-util) serving warp's filter,
+//! with the limits warp's own server does not expose:
+//! - a client must send its request headers within `header_read_timeout` of
+//!   their first byte (hyper's timer);
+//! - a connection silent for `idle_timeout` while no request of it is being
+//!   handled (new and sending nothing, idle between requests) is closed, and
+//!   so is one that stops reading our answer; hyper has no such timer;
+//! - at most `max_connections` are open at once; further ones wait in the
+//!   kernel's accept queue;
+//! - on shutdown no new connection is taken and open ones finish the
+//!   requests in flight.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+use warp::Filter;
+
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// Serves until `stop` turns true, then waits for open connections to finish
+/// their requests (the caller bounds that wait).
+pub async fn serve<F>(
+    listener: TcpListener,
+    routes: F,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: warp::Reply,
+{
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stop_requested(&mut stop) => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, don't spin.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop_requested(&mut stop) => break,
+        };
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let service = Tracked {
+            inner: TowerToHyperService::new(warp::service(routes.clone())),
+            in_flight: in_flight.clone(),
+        };
+        let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, in_flight));
+        let watcher = graceful.watcher();
+        let header_read_timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout);
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send; drop it before anything else.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// A service that counts the requests of its connection being handled.
+#[derive(Clone)]
+struct Tracked<S> {
+    inner: S,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl<S> hyper::service::Service<hyper::Request<Incoming>> for Tracked<S>
+where
+    S: hyper::service::Service<hyper::Request<Incoming>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+        let guard = InFlight::enter(&self.in_flight);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(guard);
+            response
+        })
+    }
+}
+
+/// Counts one request as in flight until dropped (also when the client hangs up).
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A socket whose reads fail with `TimedOut` after `idle` without a byte
+/// while none of its requests is in flight, and whose writes fail after
+/// `idle` without progress.
+struct IdleTimeout<S> {
+    inner: S,
+    idle: Duration,
+    last_activity: Instant,
+    /// Moved only when a poll is about to return Pending, not on every byte:
+    /// reading the clock is cheap, re-arming a timer less so.
+    timer: Pin<Box<Sleep>>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl<S> IdleTimeout<S> {
+    fn new(inner: S, idle: Duration, in_flight: Arc<AtomicUsize>) -> Self {
+        IdleTimeout {
+            inner,
+            idle,
+            last_activity: Instant::now(),
+            timer: Box::pin(tokio::time::sleep(idle)),
+            in_flight,
+        }
+    }
+
+    fn push_deadline(&mut self) {
+        self.last_activity = Instant::now();
+    }
+
+    /// Ready(TimedOut) once `idle` has passed since the last activity;
+    /// registers for a wake-up at that moment otherwise.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = self.last_activity + self.idle;
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        ready!(self.timer.as_mut().poll(cx));
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "connection idle for too long",
+        ))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                this.push_deadline();
+                Poll::Ready(result)
+            }
+            Poll::Pending if this.in_flight.load(Ordering::SeqCst) > 0 => {
+                // Waiting on our own handler, not on the client.
+                this.push_deadline();
+                Poll::Pending
+            }
+            Poll::Pending => this.poll_expired(cx).map(Err),
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write(cx, data) {
+            Poll::Ready(result) => {
+                this.push_deadline();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.poll_expired(cx).map(Err),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                this.push_deadline();
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.poll_expired(cx).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
