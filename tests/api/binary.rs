@@ -1,14 +1,12 @@
 //! The `latch` executable itself: flags, configuration errors, logging and
 //! graceful shutdown on SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_latch");
+use crate::process::{BIN, Process};
+
 const FLAGS: [&str; 5] = ["--config", "--bind", "--db", "--smtp-host", "--smtp-port"];
 
 #[test]
@@ -51,75 +49,14 @@ fn unknown_config_keys_and_bad_values_stop_start_up_naming_the_key() {
     }
 }
 
-/// A latch process with its output collected.
-struct Process {
-    child: Child,
-    output: Arc<Mutex<String>>,
-}
-
-impl Process {
-    fn start(dir: &std::path::Path, envs: &[(&str, &str)]) -> Process {
-        let mut child = Command::new(BIN)
-            .args(["--bind", "127.0.0.1:0", "--smtp-port", "1"])
-            .current_dir(dir)
-            .envs(envs.iter().copied())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let mut out = output.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-            });
-        }
-        Process { child, output }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
-    }
-
-    fn wait_for(&self, needle: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.output();
-            if let Some(line) = out.lines().find(|l| l.contains(needle)) {
-                return line.to_string();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "no {needle:?} in:\n{out}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn addr(&self) -> String {
-        let line = self.wait_for("latch is listening");
-        line.split("addr=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    }
-}
-
 #[tokio::test]
 async fn serves_on_defaults_logs_safely_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut latch = Process::start(dir.path(), &[("LATCH_SMTP_HSOT", "typo")]);
+    let mut latch = Process::start(
+        dir.path(),
+        &["--smtp-port", "1"],
+        &[("LATCH_SMTP_HSOT", "typo")],
+    );
     let base = format!("http://{}", latch.addr());
     let client = reqwest::Client::new();
 

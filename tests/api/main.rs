@@ -3,12 +3,16 @@
 
 mod binary;
 mod cors;
+mod crash;
+mod disk_full;
 mod errors;
+mod faults;
 mod helpers;
 mod interop;
 mod login;
 mod mail;
 mod password_reset;
+mod process;
 mod profile;
 mod refresh;
 mod register;
