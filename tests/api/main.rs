@@ -7,6 +7,7 @@ mod crash;
 mod disk_full;
 mod errors;
 mod faults;
+mod fuzz;
 mod helpers;
 mod interop;
 mod login;
