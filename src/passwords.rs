@@ -5,8 +5,9 @@
 //! 128·r·N bytes (16 MiB by default) for its whole run. A fixed set of threads
 //! bounds that memory and the CPU taken from the async workers; a bounded queue
 //! in front of them turns a flood into quick 503s instead of unbounded waiting.
-//! A job runs to the end on its thread even if the client went away, so the
-//! bound holds for abandoned requests too.
+//! A job runs to the end on its thread even if the client goes away meanwhile,
+//! so the bound holds for abandoned requests too; a job whose client left
+//! while it was still queued is skipped.
 
 use std::sync::Arc;
 
@@ -116,8 +117,12 @@ impl Hasher {
     ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
-            // The receiver may be gone (client hung up); the work was still done
-            // inside the concurrency bound, which is what matters.
+            // Nobody waits any more (the client hung up while this job was
+            // queued): skip the work rather than burn a core on it. Once
+            // started, a hash runs to the end on this thread, inside the bound.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(work());
         });
         match self.inner.jobs.try_send(job) {
@@ -248,6 +253,36 @@ mod tests {
         let hasher = Hasher::new(cheap(), 1, 8).unwrap();
         assert!(PasswordHash::new(&hasher.inner.dummy_hash).is_ok());
         hasher.verify_dummy("anything".into()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn jobs_whose_caller_left_are_skipped() {
+        let hasher = Hasher::new(cheap(), 1, 8).unwrap();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let h = hasher.clone();
+            async move { h.run(move || release_rx.recv().ok()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = tokio::spawn({
+            let (h, ran) = (hasher.clone(), ran.clone());
+            async move {
+                h.run(move || ran.store(true, std::sync::atomic::Ordering::SeqCst))
+                    .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        // A job queued after the abandoned one proves the queue moved past it.
+        hasher.hash("after".into()).await.unwrap();
+        assert!(
+            !ran.load(std::sync::atomic::Ordering::SeqCst),
+            "the abandoned job ran"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""latch's benchmark and soak test. Start it through bench/run.sh or bench/soak.sh.
+
+bench: drives a release latch (default password hashing, temp database) with
+wrk from a second process on loopback, beside two ceilings measured in the
+same run: a bare warp server answering a fixed small JSON (the HTTP ceiling)
+and one scrypt hash with the configured parameters (hashing ceiling: cores /
+hash time). Prints one markdown table.
+
+soak: about a minute of mixed load; fails if any request errs or RSS grows by
+more than 10% between the first and last quarter.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+PASSWORD = "bench-password-1"
+SCRYPT = (14, 8, 5)  # latch's defaults: N=2^14, r=8, p=5
+SCRYPT_MIB = 128 * SCRYPT[1] * (1 << SCRYPT[0]) / 2**20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(port, proc, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"latch exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.001)
+    sys.exit("latch did not become healthy")
+
+
+class Latch:
+    """A latch process on a fresh temp database with default settings."""
+
+    def __init__(self, binary, env=None):
+        self.dir = tempfile.TemporaryDirectory()
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--bind", f"127.0.0.1:{self.port}", "--db", os.path.join(self.dir.name, "auth.db")],
+            cwd=self.dir.name,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_healthy(self.port, self.proc)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def post(self, path, body):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+
+    def user(self, name):
+        """Registers `name` and logs in; returns the token pair."""
+        status, _ = self.post("/api/auth/register/", {"username": name, "email": f"{name}@example.com", "password": PASSWORD})
+        assert status == 201, status
+        status, tokens = self.post("/api/auth/login/", {"username": name, "password": PASSWORD})
+        assert status == 200, status
+        return tokens
+
+    def rss_kib(self, field="VmRSS"):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        self.dir.cleanup()
+
+
+def to_ms(value):
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url, connections, seconds, script=None, env=None, timeout="30s"):
+    """Runs wrk; returns requests/s, p50 and p99 in ms, non-2xx and socket errors."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", f"--timeout={timeout}"]
+    if script:
+        cmd += ["-s", os.path.join(BENCH, script)]
+    out = subprocess.run(cmd + [url], env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True).stdout
+    latency = dict(re.findall(r"^\s+(50|99)\.000%\s+(\S+)", out, re.M)) or dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": to_ms(latency["50"]),
+        "p99": to_ms(latency["99"]),
+        "non2xx": int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0,
+        "socket_errors": sum(int(x) for x in errors.groups()) if errors else 0,
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+    }
+
+
+def ms(value):
+    return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
+
+
+def row(name, conns, r, ratio="", note=""):
+    return f"| {name} | {conns} | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | {r['non2xx'] + r['socket_errors']} | {ratio} | {note} |"
+
+
+def cold_start(binary, runs=20):
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            port = free_port()
+            start = time.perf_counter()
+            proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--db", f"{d}/auth.db"], cwd=d,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_healthy(port, proc)
+            times.append((time.perf_counter() - start) * 1000)
+            proc.terminate()
+            proc.wait()
+    return statistics.median(times)
+
+
+def machine():
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    mem = next((int(l.split()[1]) // 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores ({cpu}), {mem // 1024} GiB, Linux {platform.release()}"
+
+
+def bench(args):
+    seconds = args.seconds
+    cores = os.cpu_count()
+    hash_ms = float(subprocess.run([args.scrypt_time, *map(str, SCRYPT)], capture_output=True, text=True, check=True).stdout)
+    hash_ceiling = cores / (hash_ms / 1000)
+
+    port = free_port()
+    bare = subprocess.Popen([args.bare, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_healthy(port, bare)
+    ceiling = wrk(f"http://127.0.0.1:{port}/", 64, seconds)
+    bare.terminate()
+    bare.wait()
+
+    latch = Latch(args.latch)
+    tokens = latch.user("bencher")
+    env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"], "USERNAME": "bencher", "PASSWORD": PASSWORD, "PREFIX": "r"}
+    profile = wrk(latch.url + "/api/auth/profile/", 64, seconds, "profile.lua", env)
+    refresh = wrk(latch.url + "/api/auth/token/refresh/", 64, seconds, "refresh.lua", env)
+    # Hash-bound runs complete few requests per second: run them longer.
+    login = wrk(latch.url + "/api/auth/login/", 16, 2 * seconds, "login.lua", env)
+    register = wrk(latch.url + "/api/auth/register/", 16, 2 * seconds, "register.lua", env)
+    profile_16 = wrk(latch.url + "/api/auth/profile/", 16, seconds, "profile.lua", env)
+    latch.stop()
+
+    # Isolation and memory: a fresh server under a 256-connection login flood,
+    # with a profile load running beside it.
+    latch = Latch(args.latch)
+    tokens = latch.user("flooder")
+    env.update({"ACCESS": tokens["access"], "USERNAME": "flooder"})
+    baseline_rss = latch.rss_kib()
+    flood = {}
+    flood_thread = threading.Thread(target=lambda: flood.update(
+        wrk(latch.url + "/api/auth/login/", 256, seconds + 4, "login.lua", env, timeout="60s")))
+    flood_thread.start()
+    time.sleep(2)
+    during = wrk(latch.url + "/api/auth/profile/", 16, seconds, "profile.lua", env)
+    flood_thread.join()
+    peak_rss_mib = latch.rss_kib("VmHWM") / 1024
+    latch.stop()
+
+    cold_ms = cold_start(args.latch)
+    hash_threads = cores
+    rss_bound = hash_threads * SCRYPT_MIB + 64
+
+    lines = [
+        f"Machine: {machine()}. wrk 1 thread on the same machine, loopback. {seconds} s per run ({2 * seconds} s for login and register).",
+        f"Password hashing: scrypt N=2^{SCRYPT[0]}, r={SCRYPT[1]}, p={SCRYPT[2]} ({SCRYPT_MIB:.0f} MiB per hash), "
+        f"one hash {hash_ms:.1f} ms, so the hashing ceiling is {cores} cores / {hash_ms:.1f} ms = {hash_ceiling:.1f} hashes/s.",
+        "",
+        "| load | connections | requests/s | p50 | p99 | non-2xx | ratio | vs. |",
+        "|---|---|---|---|---|---|---|---|",
+        row("bare warp, fixed JSON", 64, ceiling, "1.00", "HTTP ceiling"),
+        row("GET profile/", 64, profile, f"{profile['rps'] / ceiling['rps']:.2f}", "bare warp (target >= 0.45)"),
+        row("POST token/refresh/", 64, refresh, f"{refresh['rps'] / ceiling['rps']:.2f}", "bare warp (target >= 0.35)"),
+        row("POST login/", 16, login, f"{login['rps'] / hash_ceiling:.2f}", "hashing ceiling (target >= 0.90)"),
+        row("POST register/", 16, register, f"{register['rps'] / hash_ceiling:.2f}", "hashing ceiling (target >= 0.90)"),
+        row("GET profile/, no flood", 16, profile_16, "1.00", "isolation baseline"),
+        row("GET profile/ during a login flood", 16, during, f"{during['rps'] / profile_16['rps']:.2f}",
+            "same without the flood (target > 0.30, p99 < 20 ms)"),
+        row("POST login/ flood, sharing the CPU with that profile load", 256, flood,
+            f"{flood['rps'] / hash_ceiling:.2f}", "hashing ceiling"),
+        "",
+        f"Peak RSS under the 256-connection login flood: {peak_rss_mib:.0f} MiB "
+        f"(bound: {hash_threads} hash threads x {SCRYPT_MIB:.0f} MiB + 64 MiB = {rss_bound:.0f} MiB; idle: {baseline_rss / 1024:.0f} MiB).",
+        f"Cold start, exec to first 200 on /healthz with a fresh database: {cold_ms:.1f} ms (median of 20; target <= 50 ms).",
+    ]
+    print("\n".join(lines))
+
+
+def soak(args):
+    latch = Latch(args.latch)
+    tokens = latch.user("soaker")
+    env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"], "USERNAME": "soaker", "PASSWORD": PASSWORD, "PREFIX": "s"}
+    samples = []
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            samples.append(latch.rss_kib())
+            time.sleep(0.25)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    result = wrk(latch.url, 32, args.seconds, "mixed.lua", env)
+    done.set()
+    sampler.join()
+    latch.stop()
+
+    quarter = max(1, len(samples) // 4)
+    first, last = statistics.mean(samples[:quarter]), statistics.mean(samples[-quarter:])
+    growth = (last - first) / first
+    print(f"soak: {result['requests']} requests in {args.seconds} s ({result['rps']:.0f}/s), "
+          f"{result['non2xx']} non-2xx, {result['socket_errors']} socket errors; "
+          f"RSS first quarter {first / 1024:.1f} MiB, last quarter {last / 1024:.1f} MiB ({growth:+.1%})")
+    failures = []
+    if result["non2xx"] or result["socket_errors"]:
+        failures.append("requests failed")
+    if growth > 0.10:
+        failures.append("RSS grew by more than 10%")
+    if failures:
+        sys.exit("soak FAILED: " + ", ".join(failures))
+    print("soak passed")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["bench", "soak"])
+    parser.add_argument("--latch", default=os.path.join(ROOT, "target/release/latch"))
+    parser.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_warp"))
+    parser.add_argument("--scrypt-time", default=os.path.join(ROOT, "target/release/examples/scrypt_time"))
+    parser.add_argument("--seconds", type=int, default=10)
+    args = parser.parse_args()
+    args.latch, args.bare, args.scrypt_time = map(os.path.abspath, (args.latch, args.bare, args.scrypt_time))
+    bench(args) if args.mode == "bench" else soak(args)
+
+
+if __name__ == "__main__":
+    main()

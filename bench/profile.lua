@@ -1,0 +1,2 @@
+-- GET profile/ with the access token from $ACCESS.
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("ACCESS")

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The benchmark: builds latch in release mode and prints one table (about 2 minutes).
+# Usage: bench/run.sh [--seconds N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --quiet --bin latch --example bare_warp --example scrypt_time
+exec python3 bench/bench.py bench "$@"
