@@ -255,15 +255,26 @@ mod tests {
         hasher.verify_dummy("anything".into()).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn jobs_whose_caller_left_are_skipped() {
-        let hasher = Hasher::new(cheap(), 1, 8).unwrap();
+    /// Keeps a (single-threaded) hasher's thread busy until told to stop.
+    async fn occupy(
+        hasher: &Hasher,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<Option<()>, HashError>>,
+    ) {
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let blocker = tokio::spawn({
             let h = hasher.clone();
             async move { h.run(move || release_rx.recv().ok()).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (release_tx, blocker)
+    }
+
+    #[tokio::test]
+    async fn jobs_whose_caller_left_are_skipped() {
+        let hasher = Hasher::new(cheap(), 1, 8).unwrap();
+        let (release_tx, blocker) = occupy(&hasher).await;
         let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let abandoned = tokio::spawn({
             let (h, ran) = (hasher.clone(), ran.clone());
@@ -288,13 +299,8 @@ mod tests {
     #[tokio::test]
     async fn full_queue_answers_busy_at_once() {
         let hasher = Hasher::new(cheap(), 1, 1).unwrap();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         // Occupy the only thread, then fill the one queue slot.
-        let blocker = tokio::spawn({
-            let h = hasher.clone();
-            async move { h.run(move || release_rx.recv().ok()).await }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (release_tx, blocker) = occupy(&hasher).await;
         let queued = tokio::spawn({
             let h = hasher.clone();
             async move { h.hash("a".into()).await }

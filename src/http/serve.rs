@@ -163,8 +163,23 @@ impl<S> IdleTimeout<S> {
         }
     }
 
-    fn push_deadline(&mut self) {
-        self.last_activity = Instant::now();
+    /// Passes an I/O result through, keeping time: progress pushes the
+    /// deadline back, and so does waiting while `waiting_on_us` (a request
+    /// of this connection is being handled); otherwise waiting past the
+    /// deadline fails with `TimedOut`.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+        waiting_on_us: bool,
+    ) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Pending if !waiting_on_us => self.poll_expired(cx).map(Err),
+            polled => {
+                self.last_activity = Instant::now();
+                polled
+            }
+        }
     }
 
     /// Ready(TimedOut) once `idle` has passed since the last activity;
@@ -189,18 +204,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => {
-                this.push_deadline();
-                Poll::Ready(result)
-            }
-            Poll::Pending if this.in_flight.load(Ordering::SeqCst) > 0 => {
-                // Waiting on our own handler, not on the client.
-                this.push_deadline();
-                Poll::Pending
-            }
-            Poll::Pending => this.poll_expired(cx).map(Err),
-        }
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let busy = this.in_flight.load(Ordering::SeqCst) > 0;
+        this.watch(cx, polled, busy)
     }
 }
 
@@ -211,21 +217,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write(cx, data) {
-            Poll::Ready(result) => {
-                this.push_deadline();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.poll_expired(cx).map(Err),
-        }
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let polled = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.watch(cx, polled, false)
     }
 
     fn poll_write_vectored(
@@ -234,16 +227,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                this.push_deadline();
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.poll_expired(cx).map(Err),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, polled, false)
     }
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
