@@ -1,4 +1,4 @@
--- The soak mix: half profile, half refresh, 1% registrations and 1% logins.
+-- The soak mix: 50% profile, 48% refresh, 1% registrations, 1% logins.
 -- Needs $ACCESS, $REFRESH, $USERNAME, $PASSWORD, $PREFIX.
 local threads = 0
 function setup(thread)
