@@ -130,7 +130,8 @@ impl Store {
 
     /// Runs `f` in a write transaction that takes the write lock up front
     /// (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout
-    /// instead of failing half-way with "database is locked".
+    /// instead of failing half-way with "database is locked". Every write of
+    /// the store goes through here.
     fn in_write_tx<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>,

@@ -88,25 +88,28 @@ impl Store {
 
     /// The SMTP server took the mail: forget it (this also forgets the link it carried).
     pub fn mail_delivered(&self, id: i64) -> StoreResult<()> {
-        self.conn()?
-            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
-        Ok(())
+        self.in_write_tx(|tx| {
+            tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+            Ok(())
+        })
     }
 
     pub fn mail_failed(&self, id: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
-        self.conn()?.execute(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
-             WHERE id = ?1",
-            params![id, next_attempt_ms, error],
-        )?;
-        Ok(())
+        self.in_write_tx(|tx| {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
+                 WHERE id = ?1",
+                params![id, next_attempt_ms, error],
+            )?;
+            Ok(())
+        })
     }
 
     /// Drops mail whose link has expired; returns how many.
     pub fn discard_stale_mail(&self, now_ms: i64) -> StoreResult<usize> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM outbox WHERE discard_after_ms <= ?1", [now_ms])?)
+        self.in_write_tx(|tx| {
+            Ok(tx.execute("DELETE FROM outbox WHERE discard_after_ms <= ?1", [now_ms])?)
+        })
     }
 
     /// How many mails are waiting (for tests and diagnostics).

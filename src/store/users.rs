@@ -68,24 +68,27 @@ impl Store {
     }
 
     pub fn insert_user(&self, user: &NewUser, now: i64) -> StoreResult<InsertUser> {
-        let conn = self.conn()?;
-        let inserted = conn.execute(
-            "INSERT INTO users (username, email, email_key, password_hash, date_joined)
+        self.in_write_tx(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO users (username, email, email_key, password_hash, date_joined)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                user.username,
-                user.email,
-                user.email_key,
-                user.password_hash,
-                now
-            ],
-        );
-        match inserted {
-            Ok(_) => Ok(InsertUser::Created(conn.last_insert_rowid())),
-            Err(e) if is_unique_violation(&e, "users.username") => Ok(InsertUser::UsernameTaken),
-            Err(e) if is_unique_violation(&e, "users.email_key") => Ok(InsertUser::EmailTaken),
-            Err(e) => Err(e.into()),
-        }
+                params![
+                    user.username,
+                    user.email,
+                    user.email_key,
+                    user.password_hash,
+                    now
+                ],
+            );
+            match inserted {
+                Ok(_) => Ok(InsertUser::Created(tx.last_insert_rowid())),
+                Err(e) if is_unique_violation(&e, "users.username") => {
+                    Ok(InsertUser::UsernameTaken)
+                }
+                Err(e) if is_unique_violation(&e, "users.email_key") => Ok(InsertUser::EmailTaken),
+                Err(e) => Err(e.into()),
+            }
+        })
     }
 
     /// Replaces a hash with a stronger one for the same password, unless the
@@ -96,12 +99,13 @@ impl Store {
         old_hash: &str,
         new_hash: &str,
     ) -> StoreResult<bool> {
-        let conn = self.conn()?;
-        let changed = conn.execute(
-            "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
-            params![id, old_hash, new_hash],
-        )?;
-        Ok(changed == 1)
+        self.in_write_tx(|tx| {
+            let changed = tx.execute(
+                "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+                params![id, old_hash, new_hash],
+            )?;
+            Ok(changed == 1)
+        })
     }
 }
 
