@@ -1,6 +1,9 @@
 //! What a handler gets from a request, read and parsed as Django REST
 //! Framework would: JSON or form bodies, size-limited, errors in DRF's words.
 
+use std::pin::Pin;
+use std::time::Duration;
+
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
 use serde_json::{Map, Value, json};
@@ -37,7 +40,11 @@ impl Request {
 
 /// Reads the whole body, refusing more than `limit` bytes (whether announced
 /// by Content-Length or only found out while reading a chunked body).
-pub async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: u64) -> Result<Bytes, ApiError>
+pub async fn read_body<S, B>(
+    headers: &HeaderMap,
+    body: Pin<&mut S>,
+    limit: u64,
+) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -49,7 +56,7 @@ where
     if announced.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = std::pin::pin!(body);
+    let mut body = body;
     let mut buffer = BytesMut::new();
     while let Some(chunk) = body.next().await {
         let mut chunk =
@@ -65,6 +72,36 @@ where
         }
     }
     Ok(buffer.freeze())
+}
+
+/// The most of an unread body worth reading just to throw away.
+const DRAIN_BYTES: usize = 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Reads and discards what is left of a request body, so that an answer given
+/// before the body was read (405, 413, 404...) leaves the connection usable:
+/// otherwise the server closes it with bytes unread, and a client that sends
+/// its next request on it sees a broken pipe, or a reset instead of the answer.
+/// Returns false when the rest was too large or too slow to drain; the
+/// connection must then be announced as closing.
+pub async fn drain<S, B>(mut body: Pin<&mut S>) -> bool
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let discard = async {
+        let mut seen = 0;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) if seen + chunk.remaining() <= DRAIN_BYTES => seen += chunk.remaining(),
+                _ => return false,
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, discard)
+        .await
+        .unwrap_or(false)
 }
 
 /// DRF's parser selection: an empty body, or one without a content type, is

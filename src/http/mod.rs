@@ -57,6 +57,8 @@ pub fn routes(
         .unify()
         .or(password::routes(&state))
         .unify()
+        .or(not_found())
+        .unify()
         .boxed();
     let api = match cors(&state.config.cors.allowed_origins) {
         Some(cors) => api.with(cors).map(warp::Reply::into_response).boxed(),
@@ -143,40 +145,99 @@ where
         .and(raw_query())
         .and(warp::body::stream())
         .then(move |method: Method, headers, query: String, body| {
-            let (state, handler) = (state.clone(), handler.clone());
-            async move {
-                if method == Method::OPTIONS {
-                    return options_reply(allow);
-                }
-                let allowed = methods.contains(&method)
-                    || (method == Method::HEAD && methods.contains(&Method::GET));
-                if !allowed {
-                    return ApiError::MethodNotAllowed {
-                        method: method.to_string(),
-                        allow,
-                    }
-                    .into_response();
-                }
-                let result = async {
-                    let reading = input::read_body(&headers, body, limit);
-                    let body = tokio::time::timeout(body_timeout, reading)
-                        .await
-                        .unwrap_or(Err(ApiError::BodyTimeout))?;
-                    let request = Request {
-                        method,
-                        headers,
-                        query,
-                        body,
-                    };
-                    // A panic must still give the client a JSON answer.
-                    AssertUnwindSafe(handler(state, request))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|_| Err(ApiError::Internal("handler panicked".into())))
-                }
-                .await;
-                result.unwrap_or_else(ApiError::into_response)
+            let call = Call {
+                state: state.clone(),
+                methods,
+                allow,
+                limit,
+                body_timeout,
+            };
+            call.respond(handler.clone(), method, headers, query, body)
+        })
+        .boxed()
+}
+
+/// What an endpoint needs to answer one request.
+struct Call {
+    state: AppState,
+    methods: &'static [Method],
+    allow: &'static str,
+    limit: u64,
+    body_timeout: std::time::Duration,
+}
+
+impl Call {
+    async fn respond<H, Fut, S, B>(
+        self,
+        handler: H,
+        method: Method,
+        headers: warp::http::HeaderMap,
+        query: String,
+        body: S,
+    ) -> Response
+    where
+        H: Fn(AppState, Request) -> Fut,
+        Fut: Future<Output = HandlerResult>,
+        S: futures_util::Stream<Item = Result<B, warp::Error>>,
+        B: bytes::Buf,
+    {
+        let mut body = std::pin::pin!(body);
+        let allowed = self.methods.contains(&method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET));
+        let response = if method == Method::OPTIONS {
+            options_reply(self.allow)
+        } else if !allowed {
+            ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                allow: self.allow,
             }
+            .into_response()
+        } else {
+            let result = async {
+                let reading = input::read_body(&headers, body.as_mut(), self.limit);
+                let body = tokio::time::timeout(self.body_timeout, reading)
+                    .await
+                    .unwrap_or(Err(ApiError::BodyTimeout))?;
+                let request = Request {
+                    method,
+                    headers,
+                    query,
+                    body,
+                };
+                // A panic must still give the client a JSON answer.
+                AssertUnwindSafe(handler(self.state, request))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(ApiError::Internal("handler panicked".into())))
+            }
+            .await;
+            result.unwrap_or_else(ApiError::into_response)
+        };
+        finish_body(body, response).await
+    }
+}
+
+/// Drains whatever the answer left of the request body (see `input::drain`);
+/// when that is not possible, tells the client the connection closes.
+async fn finish_body<S, B>(body: std::pin::Pin<&mut S>, mut response: Response) -> Response
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    if !input::drain(body).await {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Unknown paths: 404, after draining the body like any other early answer.
+fn not_found() -> BoxedFilter<(Response,)> {
+    warp::body::stream()
+        .then(|body| async move {
+            let body = std::pin::pin!(body);
+            finish_body(body, ApiError::NotFound.into_response()).await
         })
         .boxed()
 }

@@ -224,3 +224,69 @@ async fn health_check() {
         .await
         .assert(405, r#"{"detail":"Method \"POST\" not allowed."}"#);
 }
+
+/// Sends raw requests over one connection and returns the raw answers.
+async fn one_connection(app: &crate::helpers::TestApp, requests: &[Vec<u8>]) -> Vec<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut answers = Vec::new();
+    for request in requests {
+        stream.write_all(request).await.unwrap();
+        let mut buffer = vec![0u8; 64 * 1024];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("an answer")
+            .unwrap();
+        answers.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+    }
+    answers
+}
+
+fn raw(method: &str, path: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+#[tokio::test]
+async fn early_answers_leave_the_connection_usable() {
+    // An answer given without reading the body (405, 404, 413) drains it, so
+    // a client can send its next request on the same connection.
+    let app = spawn_app().await;
+    let body = vec![b'x'; 70 * 1024];
+    let answers = one_connection(
+        &app,
+        &[
+            raw("PUT", "/api/auth/login/", &body[..5000]),
+            raw("GET", "/healthz", b""),
+            raw("POST", "/nowhere", &body[..5000]),
+            raw("GET", "/healthz", b""),
+            raw("POST", "/api/auth/login/", &body),
+            raw("GET", "/healthz", b""),
+        ],
+    )
+    .await;
+    let statuses: Vec<&str> = answers.iter().map(|a| &a[9..12]).collect();
+    assert_eq!(
+        statuses,
+        ["405", "200", "404", "200", "413", "200"],
+        "{answers:#?}"
+    );
+    assert!(answers.iter().all(|a| !a.contains("connection: close")));
+}
+
+#[tokio::test]
+async fn a_huge_upload_gets_its_413_with_connection_close() {
+    let app = spawn_app().await;
+    let request = format!(
+        "POST /api/auth/register/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
+        5 * 1024 * 1024
+    );
+    let answer = &one_connection(&app, &[request.into_bytes()]).await[0];
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+}

@@ -115,7 +115,7 @@ fn input() -> impl Strategy<Value = Input> {
         )
 }
 
-async fn send(app: &TestApp, input: &Input) -> (u16, Option<String>, String) {
+async fn send(app: &TestApp, input: &Input) -> Result<(u16, Option<String>, String), String> {
     let method = reqwest::Method::from_bytes(input.method.as_bytes()).unwrap();
     let mut request = app
         .client
@@ -127,13 +127,14 @@ async fn send(app: &TestApp, input: &Input) -> (u16, Option<String>, String) {
     if let Some(auth) = &input.authorization {
         request = request.header("authorization", auth.as_str());
     }
-    let response = request.send().await.expect("the server answers");
+    let response = request.send().await.map_err(|e| format!("{e:?}"))?;
     let status = response.status().as_u16();
     let content_type = response
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
-    (status, content_type, response.text().await.unwrap())
+    let text = response.text().await.map_err(|e| format!("{e:?}"))?;
+    Ok((status, content_type, text))
 }
 
 #[test]
@@ -153,7 +154,9 @@ fn any_request_gets_a_json_answer_below_500() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(input in input())| {
-        let (status, content_type, text) = runtime.block_on(send(&app, &input));
+        let answer = runtime.block_on(send(&app, &input));
+        prop_assert!(answer.is_ok(), "no answer for {:?}: {}", input, answer.as_ref().unwrap_err());
+        let (status, content_type, text) = answer.unwrap();
         prop_assert!(status < 500, "{} for {:?}: {}", status, input, text);
         prop_assert_eq!(content_type.as_deref(), Some("application/json"), "{:?}", input);
         if input.method != "HEAD" {
