@@ -46,15 +46,13 @@ impl Server {
             config.jwt.access_token_lifetime_secs,
             config.jwt.refresh_token_lifetime_secs,
         );
-        let p = &config.password;
-        let params = scrypt::Params::new(p.scrypt_log_n, p.scrypt_r, p.scrypt_p)
-            .map_err(|_| anyhow::anyhow!("invalid scrypt parameters"))?;
-        let threads = match p.hash_threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let hasher = Hasher::new(params, threads, p.hash_queue_depth)
-            .context("starting password hashing threads")?;
+        let threads = config.password.hash_threads();
+        let hasher = Hasher::new(
+            config.password.scrypt_params()?,
+            threads,
+            config.password.hash_queue_depth,
+        )
+        .context("starting password hashing threads")?;
         let resets = Arc::new(ResetLinks::new(secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;
 

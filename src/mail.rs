@@ -103,9 +103,7 @@ impl Mailer {
         };
         sent.map_err(SendError::Retry)
     }
-}
 
-impl Mailer {
     /// The body with its reset link (if any) filled in, only now and only in memory.
     fn render_body(&self, mail: &QueuedMail) -> String {
         match mail.reset {
@@ -139,8 +137,8 @@ pub async fn run_outbox(
             return;
         }
         let pause = match deliver_due(&store, &mailer, retry_max).await {
-            Ok(Some(0)) | Ok(None) => next_wakeup(&store),
-            Ok(Some(_)) => continue,
+            Ok(true) => continue,
+            Ok(false) => next_wakeup(&store),
             Err(err) => {
                 tracing::warn!(error = %err, "outbox: database error; retrying shortly");
                 FIRST_RETRY
@@ -154,13 +152,9 @@ pub async fn run_outbox(
     }
 }
 
-/// Sends what is due. Returns how many were attempted when a full batch came
-/// back (so the caller goes round again at once), `Some(0)`/`None` otherwise.
-async fn deliver_due(
-    store: &Store,
-    mailer: &Mailer,
-    retry_max: Duration,
-) -> anyhow::Result<Option<usize>> {
+/// Sends what is due. True when a full batch came back, so more may be due
+/// at once.
+async fn deliver_due(store: &Store, mailer: &Mailer, retry_max: Duration) -> anyhow::Result<bool> {
     let now = now_ms();
     let stale = store.write(move |s| s.discard_stale_mail(now)).await?;
     if stale > 0 {
@@ -175,11 +169,11 @@ async fn deliver_due(
         let id = mail.id;
         match mailer.send(&mail).await {
             Ok(()) => {
-                store.write(move |s| s.mail_delivered(id)).await?;
+                store.write(move |s| s.remove_mail(id)).await?;
                 tracing::info!(mail_id = id, "outbox: mail delivered");
             }
             Err(SendError::Permanent(why)) => {
-                store.write(move |s| s.mail_delivered(id)).await?;
+                store.write(move |s| s.remove_mail(id)).await?;
                 tracing::error!(mail_id = id, error = %why, "outbox: mail can never be delivered; dropped");
             }
             Err(SendError::Retry(why)) => {
@@ -191,7 +185,7 @@ async fn deliver_due(
             }
         }
     }
-    Ok(full_batch.then_some(BATCH as usize))
+    Ok(full_batch)
 }
 
 /// How long to sleep when nothing is due right now.

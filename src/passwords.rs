@@ -82,10 +82,6 @@ impl Hasher {
         })
     }
 
-    pub fn params(&self) -> scrypt::Params {
-        self.inner.params
-    }
-
     /// Hashes `password` with the configured parameters and a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let params = self.inner.params;

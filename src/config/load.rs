@@ -115,14 +115,7 @@ impl Config {
     /// Checks what types alone cannot; each message names the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let p = &self.password;
-        scrypt::Params::new(p.scrypt_log_n, p.scrypt_r, p.scrypt_p).map_err(|_| {
-            anyhow::anyhow!(
-                "invalid password.scrypt_log_n/scrypt_r/scrypt_p: {}/{}/{} are not valid scrypt parameters",
-                p.scrypt_log_n,
-                p.scrypt_r,
-                p.scrypt_p
-            )
-        })?;
+        p.scrypt_params()?;
         // 128 * r * N bytes per hash; refuse what would not fit in memory.
         if p.scrypt_log_n > 24 || u64::from(p.scrypt_r) * (1 << p.scrypt_log_n) * 128 > 1 << 32 {
             bail!("invalid password.scrypt_log_n/scrypt_r: one hash would need over 4 GiB");
@@ -138,6 +131,9 @@ impl Config {
         {
             bail!("invalid jwt.secret: must not be empty (leave it out to have one generated)");
         }
+        // Durations: zero would refuse everything, and beyond ten years the
+        // arithmetic on instants and timestamps could overflow.
+        let server = &self.server;
         for (key, value) in [
             (
                 "jwt.access_token_lifetime_secs",
@@ -149,15 +145,24 @@ impl Config {
             ),
             ("reset.token_lifetime_secs", self.reset.token_lifetime_secs),
             ("smtp.timeout_secs", self.smtp.timeout_secs),
-            (
-                "server.shutdown_timeout_secs",
-                self.server.shutdown_timeout_secs,
-            ),
             ("mail.retry_max_secs", self.mail.retry_max_secs),
+            (
+                "server.header_read_timeout_secs",
+                server.header_read_timeout_secs,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                server.body_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", server.idle_timeout_secs),
+            ("server.shutdown_timeout_secs", server.shutdown_timeout_secs),
         ] {
-            if value == 0 {
-                bail!("invalid {key}: must be at least 1");
+            if !(1..=MAX_DURATION_SECS).contains(&value) {
+                bail!("invalid {key}: must be from 1 to {MAX_DURATION_SECS} (ten years)");
             }
+        }
+        if server.max_connections == 0 {
+            bail!("invalid server.max_connections: must be at least 1");
         }
         if self.server.max_body_bytes < 1024 {
             bail!("invalid server.max_body_bytes: must be at least 1024");
@@ -199,6 +204,9 @@ impl Config {
         Path::new("auth.toml")
     }
 }
+
+/// The longest duration any setting may have: ten years, in seconds.
+const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 
 /// `*`, or an origin as browsers send it: `http(s)://host[:port]`, no path.
 fn is_origin(origin: &str) -> bool {

@@ -131,6 +131,28 @@ impl Default for PasswordConfig {
     }
 }
 
+impl PasswordConfig {
+    /// The scrypt parameters these settings describe, if valid.
+    pub fn scrypt_params(&self) -> anyhow::Result<scrypt::Params> {
+        scrypt::Params::new(self.scrypt_log_n, self.scrypt_r, self.scrypt_p).map_err(|_| {
+            anyhow::anyhow!(
+                "invalid password.scrypt_log_n/scrypt_r/scrypt_p: {}/{}/{} are not valid scrypt parameters",
+                self.scrypt_log_n,
+                self.scrypt_r,
+                self.scrypt_p
+            )
+        })
+    }
+
+    /// How many threads hash passwords: `hash_threads`, or one per core for 0.
+    pub fn hash_threads(&self) -> usize {
+        match self.hash_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResetConfig {

@@ -140,6 +140,15 @@ fn invalid_values_are_errors_naming_the_key() {
         ("[jwt]\nalgorithm = \"RS256\"\n", "algorithm"),
         ("[smtp]\ntls = \"maybe\"\n", "tls"),
         (
+            "[server]\nidle_timeout_secs = 0\n",
+            "server.idle_timeout_secs",
+        ),
+        (
+            "[reset]\ntoken_lifetime_secs = 9223372036854775807\n",
+            "reset.token_lifetime_secs",
+        ),
+        ("[server]\nmax_connections = 0\n", "server.max_connections"),
+        (
             "[cors]\nallowed_origins = [\"https://x.io/path\"]\n",
             "cors.allowed_origins",
         ),

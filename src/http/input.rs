@@ -4,16 +4,15 @@
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut as _, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt as _};
 use serde_json::{Map, Value, json};
-use warp::http::{HeaderMap, Method, header};
+use warp::http::{HeaderMap, header};
 
 use crate::error::ApiError;
 
 /// A request with its body fully read (and within the size limit).
 pub struct Request {
-    pub method: Method,
     pub headers: HeaderMap,
     pub query: String,
     pub body: Bytes,
@@ -38,38 +37,38 @@ impl Request {
     }
 }
 
+/// The body length the client announced in `Content-Length`, if any.
+pub fn announced_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Reads the whole body, refusing more than `limit` bytes (whether announced
 /// by Content-Length or only found out while reading a chunked body).
 pub async fn read_body<S, B>(
-    headers: &HeaderMap,
-    body: Pin<&mut S>,
+    announced: Option<u64>,
+    mut body: Pin<&mut S>,
     limit: u64,
 ) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = body;
     let mut buffer = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk =
+        let chunk =
             chunk.map_err(|_| ApiError::Parse("The request body could not be read.".into()))?;
         if (buffer.len() + chunk.remaining()) as u64 > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            buffer.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
+        buffer.put(chunk);
     }
     Ok(buffer.freeze())
 }
@@ -83,12 +82,16 @@ const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// otherwise the server closes it with bytes unread, and a client that sends
 /// its next request on it sees a broken pipe, or a reset instead of the answer.
 /// Returns false when the rest was too large or too slow to drain; the
-/// connection must then be announced as closing.
-pub async fn drain<S, B>(mut body: Pin<&mut S>) -> bool
+/// connection must then be announced as closing. A body announced as larger
+/// than that is not read at all.
+pub async fn drain<S, B>(announced: Option<u64>, mut body: Pin<&mut S>) -> bool
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
+    if announced.is_some_and(|len| len > DRAIN_BYTES as u64) {
+        return false;
+    }
     let discard = async {
         let mut seen = 0;
         while let Some(chunk) = body.next().await {
@@ -334,7 +337,6 @@ mod tests {
     #[test]
     fn query_param_takes_the_last_value() {
         let req = Request {
-            method: Method::POST,
             headers: HeaderMap::new(),
             query: "uid=MQ&token=a&token=b%2Bc".into(),
             body: Bytes::new(),

@@ -1,7 +1,8 @@
-//! HTTP routes. A request goes: a path filter picks the endpoint, the
-//! endpoint checks the method, reads the body within the size limit and
-//! calls its handler; whatever the handler returns (or the one rejection left,
-//! "no such path") becomes JSON here or in `error.rs`.
+//! HTTP routes. A request goes: a path filter picks the endpoint (or the
+//! catch-all 404), the endpoint checks the method, reads the body within the
+//! size limit and calls its handler; whatever the handler returns becomes
+//! JSON in `error.rs`. Whatever part of the body the answer left unread is
+//! drained afterwards, so the connection stays usable.
 
 mod auth;
 mod input;
@@ -95,13 +96,11 @@ fn cors(origins: &[String]) -> Option<warp::cors::Builder> {
     })
 }
 
-/// Turns what is left after no route matched into JSON. Only "not found"
-/// (and CORS refusals) are expected here: methods and bodies are judged
-/// inside the endpoints.
+/// Turns a rejection into JSON. Every path has a route (unknown ones the
+/// catch-all 404), and methods and bodies are judged inside the endpoints,
+/// so only CORS refusals are expected here.
 fn rejection_reply(rejection: Rejection) -> Response {
-    if rejection.is_not_found() {
-        ApiError::NotFound.into_response()
-    } else if let Some(forbidden) = rejection.find::<warp::cors::CorsForbidden>() {
+    if let Some(forbidden) = rejection.find::<warp::cors::CorsForbidden>() {
         json_response(
             StatusCode::FORBIDDEN,
             &json!({"detail": forbidden.to_string()}),
@@ -182,6 +181,7 @@ impl Call {
         B: bytes::Buf,
     {
         let mut body = std::pin::pin!(body);
+        let announced = input::announced_length(&headers);
         let allowed = self.methods.contains(&method)
             || (method == Method::HEAD && self.methods.contains(&Method::GET));
         let response = if method == Method::OPTIONS {
@@ -194,12 +194,11 @@ impl Call {
             .into_response()
         } else {
             let result = async {
-                let reading = input::read_body(&headers, body.as_mut(), self.limit);
+                let reading = input::read_body(announced, body.as_mut(), self.limit);
                 let body = tokio::time::timeout(self.body_timeout, reading)
                     .await
                     .unwrap_or(Err(ApiError::BodyTimeout))?;
                 let request = Request {
-                    method,
                     headers,
                     query,
                     body,
@@ -213,18 +212,22 @@ impl Call {
             .await;
             result.unwrap_or_else(ApiError::into_response)
         };
-        finish_body(body, response).await
+        finish_body(announced, body, response).await
     }
 }
 
 /// Drains whatever the answer left of the request body (see `input::drain`);
 /// when that is not possible, tells the client the connection closes.
-async fn finish_body<S, B>(body: std::pin::Pin<&mut S>, mut response: Response) -> Response
+async fn finish_body<S, B>(
+    announced: Option<u64>,
+    body: std::pin::Pin<&mut S>,
+    mut response: Response,
+) -> Response
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>>,
     B: bytes::Buf,
 {
-    if !input::drain(body).await {
+    if !input::drain(announced, body).await {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -234,10 +237,13 @@ where
 
 /// Unknown paths: 404, after draining the body like any other early answer.
 fn not_found() -> BoxedFilter<(Response,)> {
-    warp::body::stream()
-        .then(|body| async move {
+    // Built only from filters that never reject, so every path ends here.
+    warp::header::headers_cloned()
+        .map(|headers: warp::http::HeaderMap| input::announced_length(&headers))
+        .and(warp::body::stream())
+        .then(|announced, body| async move {
             let body = std::pin::pin!(body);
-            finish_body(body, ApiError::NotFound.into_response()).await
+            finish_body(announced, body, ApiError::NotFound.into_response()).await
         })
         .boxed()
 }

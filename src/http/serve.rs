@@ -8,7 +8,8 @@
 //! - at most `max_connections` are open at once; further ones wait in the
 //!   kernel's accept queue;
 //! - on shutdown no new connection is taken and open ones finish the
-//!   requests in flight.
+//!   requests in flight; the connections belong to this loop, so if the
+//!   caller gives up waiting and drops it, they are closed with it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +28,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use warp::Filter;
 
@@ -49,7 +51,10 @@ pub async fn serve<F>(
 {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut connections: JoinSet<()> = JoinSet::new();
     loop {
+        // Forget connections that have ended.
+        while connections.try_join_next().is_some() {}
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = stop_requested(&mut stop) => break,
@@ -74,7 +79,7 @@ pub async fn serve<F>(
         let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, in_flight));
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder

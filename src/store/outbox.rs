@@ -86,8 +86,8 @@ impl Store {
             .flatten())
     }
 
-    /// The SMTP server took the mail: forget it (this also forgets the link it carried).
-    pub fn mail_delivered(&self, id: i64) -> StoreResult<()> {
+    /// Forgets a mail: delivered, or never deliverable.
+    pub fn remove_mail(&self, id: i64) -> StoreResult<()> {
         self.in_write_tx(|tx| {
             tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
             Ok(())
@@ -152,7 +152,7 @@ mod tests {
         assert_eq!(store.discard_stale_mail(100).unwrap(), 1);
         let due = store.due_mail(500, 10).unwrap();
         assert_eq!((due.len(), due[0].attempts), (1, 1));
-        store.mail_delivered(due[0].id).unwrap();
+        store.remove_mail(due[0].id).unwrap();
         assert_eq!(store.queued_mail_count().unwrap(), 0);
         assert_eq!(store.next_mail_due_ms().unwrap(), None);
     }

@@ -65,4 +65,13 @@ async fn a_client_that_never_finishes_does_not_hold_shutdown_forever() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let stopped = tokio::time::timeout(std::time::Duration::from_secs(10), app.shutdown()).await;
     assert!(stopped.is_ok(), "shutdown hung on a stuck client");
+    // ...and giving up on it closed its connection rather than leaving it behind.
+    use tokio::io::AsyncReadExt as _;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        stuck.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the stuck connection outlived the shutdown");
 }
