@@ -39,6 +39,12 @@ impl Server {
             Duration::from_millis(db.busy_timeout_ms),
             db.pool_size,
         )?;
+        if config.jwt.algorithm.is_asymmetric() {
+            anyhow::bail!(
+                "jwt.algorithm = {:?} is not supported yet",
+                config.jwt.algorithm
+            );
+        }
         let secret = signing_secret(&config, &store)?;
         let tokens = Tokens::new(
             secret.as_bytes(),

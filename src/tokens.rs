@@ -78,6 +78,8 @@ impl Tokens {
             JwtAlgorithm::HS256 => Algorithm::HS256,
             JwtAlgorithm::HS384 => Algorithm::HS384,
             JwtAlgorithm::HS512 => Algorithm::HS512,
+            JwtAlgorithm::EdDSA => Algorithm::EdDSA,
+            JwtAlgorithm::RS256 => Algorithm::RS256,
         };
         let mut validation = Validation::new(algorithm);
         // simplejwt's defaults: no leeway, and `exp` checked by us when missing

@@ -2,7 +2,8 @@
 //! then checking what types alone cannot.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -67,8 +68,15 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
             continue;
         };
         match known.get(&rest.to_ascii_lowercase()) {
-            Some(path) => {
-                let value: figment::value::Value = value.parse().expect("parsing is infallible");
+            Some(EnvKey { path, scalar }) => {
+                // Numbers and switches are parsed; everything else (text,
+                // secrets, paths, lists) is taken byte for byte, so that
+                // `0123` or `"quoted"` stay what they are.
+                let value: figment::value::Value = if *scalar {
+                    value.parse().expect("parsing is infallible")
+                } else {
+                    value.clone().into()
+                };
                 figment = figment.merge((path.as_str(), value));
             }
             None => warnings.push(format!(
@@ -99,13 +107,25 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
     Ok(Loaded { config, warnings })
 }
 
-/// Maps lower-cased environment names (after the prefix) to dotted keys.
-pub(super) fn env_names() -> BTreeMap<String, String> {
+/// A setting as the environment names it.
+pub(super) struct EnvKey {
+    /// `smtp.host`
+    pub path: String,
+    /// A number or a switch, parsed from its text; other values are text.
+    pub scalar: bool,
+}
+
+/// Maps lower-cased environment names (after the prefix) to settings.
+pub(super) fn env_names() -> BTreeMap<String, EnvKey> {
     let mut names = BTreeMap::new();
     let defaults = serde_json::to_value(Config::default()).expect("config serializes");
     for (section, table) in defaults.as_object().expect("config is a table") {
-        for key in table.as_object().expect("sections are tables").keys() {
-            names.insert(format!("{section}_{key}"), format!("{section}.{key}"));
+        for (key, default) in table.as_object().expect("sections are tables") {
+            let key_info = EnvKey {
+                path: format!("{section}.{key}"),
+                scalar: default.is_number() || default.is_boolean(),
+            };
+            names.insert(format!("{section}_{key}"), key_info);
         }
     }
     names
@@ -114,58 +134,55 @@ pub(super) fn env_names() -> BTreeMap<String, String> {
 impl Config {
     /// Checks what types alone cannot; each message names the key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, value, range) in self.numbers() {
+            if !range.contains(&value) {
+                bail!(
+                    "invalid {key}: {value} is out of range (must be from {} to {})",
+                    range.start(),
+                    range.end()
+                );
+            }
+        }
         let p = &self.password;
         p.scrypt_params()?;
         // 128 * r * N bytes per hash; refuse what would not fit in memory.
-        if p.scrypt_log_n > 24 || u64::from(p.scrypt_r) * (1 << p.scrypt_log_n) * 128 > 1 << 32 {
+        if u64::from(p.scrypt_r) * (1 << p.scrypt_log_n) * 128 > 1 << 32 {
             bail!("invalid password.scrypt_log_n/scrypt_r: one hash would need over 4 GiB");
         }
-        if p.min_length == 0 {
-            bail!("invalid password.min_length: must be at least 1");
+        if p.min_length > p.max_length {
+            bail!(
+                "invalid password.min_length: {} is above password.max_length ({})",
+                p.min_length,
+                p.max_length
+            );
         }
-        if p.hash_queue_depth == 0 {
-            bail!("invalid password.hash_queue_depth: must be at least 1");
-        }
-        if let Some(secret) = &self.jwt.secret
-            && secret.expose().is_empty()
-        {
-            bail!("invalid jwt.secret: must not be empty (leave it out to have one generated)");
-        }
-        // Durations: zero would refuse everything, and beyond ten years the
-        // arithmetic on instants and timestamps could overflow.
-        let server = &self.server;
-        for (key, value) in [
-            (
-                "jwt.access_token_lifetime_secs",
-                self.jwt.access_token_lifetime_secs,
-            ),
-            (
-                "jwt.refresh_token_lifetime_secs",
-                self.jwt.refresh_token_lifetime_secs,
-            ),
-            ("reset.token_lifetime_secs", self.reset.token_lifetime_secs),
-            ("smtp.timeout_secs", self.smtp.timeout_secs),
-            ("mail.retry_max_secs", self.mail.retry_max_secs),
-            (
-                "server.header_read_timeout_secs",
-                server.header_read_timeout_secs,
-            ),
-            (
-                "server.body_read_timeout_secs",
-                server.body_read_timeout_secs,
-            ),
-            ("server.idle_timeout_secs", server.idle_timeout_secs),
-            ("server.shutdown_timeout_secs", server.shutdown_timeout_secs),
+        for (key, secret) in [
+            ("jwt.secret", &self.jwt.secret),
+            ("reset.secret", &self.reset.secret),
         ] {
-            if !(1..=MAX_DURATION_SECS).contains(&value) {
-                bail!("invalid {key}: must be from 1 to {MAX_DURATION_SECS} (ten years)");
+            if secret.as_ref().is_some_and(|s| s.expose().is_empty()) {
+                bail!("invalid {key}: must not be empty (leave it out to have one generated)");
             }
         }
-        if server.max_connections == 0 {
-            bail!("invalid server.max_connections: must be at least 1");
+        let jwt = &self.jwt;
+        match (jwt.algorithm.is_asymmetric(), &jwt.private_key_file) {
+            (true, None) => bail!(
+                "invalid jwt.private_key_file: jwt.algorithm = {:?} signs with a private key; give its PEM file",
+                jwt.algorithm
+            ),
+            (false, Some(_)) => bail!(
+                "invalid jwt.private_key_file: jwt.algorithm = {:?} is an HMAC; use EdDSA or RS256 with a key file",
+                jwt.algorithm
+            ),
+            _ => {}
         }
-        if self.server.max_body_bytes < 1024 {
-            bail!("invalid server.max_body_bytes: must be at least 1024");
+        if !jwt.algorithm.is_asymmetric() && !jwt.previous_public_key_files.is_empty() {
+            bail!("invalid jwt.previous_public_key_files: only used with EdDSA or RS256");
+        }
+        for (key, value) in [("jwt.issuer", &jwt.issuer), ("jwt.audience", &jwt.audience)] {
+            if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+                bail!("invalid {key}: must not be empty (leave it out to not use it)");
+            }
         }
         for origin in &self.cors.allowed_origins {
             if !is_origin(origin) {
@@ -174,8 +191,12 @@ impl Config {
                 );
             }
         }
-        if self.database.pool_size == 0 {
-            bail!("invalid database.pool_size: must be at least 1");
+        for proxy in &self.limits.trusted_proxies {
+            parse_network(proxy).with_context(|| {
+                format!(
+                    "invalid limits.trusted_proxies: {proxy:?} is not an IP address or CIDR block"
+                )
+            })?;
         }
         if !(self.reset.url.starts_with("http://") || self.reset.url.starts_with("https://"))
             || self.reset.url.chars().any(char::is_whitespace)
@@ -197,6 +218,101 @@ impl Config {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("invalid log.level: {:?}", self.log.level))?;
         Ok(())
+    }
+
+    /// Every number among the settings with the range it must lie in. The
+    /// README's table of settings states the same ranges.
+    pub fn numbers(&self) -> Vec<(&'static str, u64, RangeInclusive<u64>)> {
+        let (s, d, j, p, r, l) = (
+            &self.server,
+            &self.database,
+            &self.jwt,
+            &self.password,
+            &self.reset,
+            &self.limits,
+        );
+        const DURATION: RangeInclusive<u64> = 1..=MAX_DURATION_SECS;
+        let n = |v: usize| v as u64;
+        vec![
+            ("server.max_body_bytes", s.max_body_bytes, 1024..=64 << 20),
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+                1..=3600,
+            ),
+            (
+                "server.body_read_timeout_secs",
+                s.body_read_timeout_secs,
+                1..=3600,
+            ),
+            ("server.idle_timeout_secs", s.idle_timeout_secs, 1..=86_400),
+            (
+                "server.max_connections",
+                n(s.max_connections),
+                1..=1_000_000,
+            ),
+            (
+                "server.shutdown_timeout_secs",
+                s.shutdown_timeout_secs,
+                1..=3600,
+            ),
+            ("database.busy_timeout_ms", d.busy_timeout_ms, 0..=600_000),
+            ("database.pool_size", u64::from(d.pool_size), 1..=1024),
+            ("jwt.leeway_secs", j.leeway_secs, 0..=3600),
+            (
+                "jwt.access_token_lifetime_secs",
+                j.access_token_lifetime_secs,
+                DURATION,
+            ),
+            (
+                "jwt.refresh_token_lifetime_secs",
+                j.refresh_token_lifetime_secs,
+                DURATION,
+            ),
+            ("jwt.rotation_grace_secs", j.rotation_grace_secs, 0..=3600),
+            ("password.min_length", n(p.min_length), 1..=4096),
+            ("password.max_length", n(p.max_length), 1..=65_536),
+            ("password.scrypt_log_n", u64::from(p.scrypt_log_n), 1..=24),
+            ("password.scrypt_r", u64::from(p.scrypt_r), 1..=64),
+            ("password.scrypt_p", u64::from(p.scrypt_p), 1..=64),
+            ("password.hash_threads", n(p.hash_threads), 0..=256),
+            (
+                "password.hash_queue_depth",
+                n(p.hash_queue_depth),
+                1..=1_000_000,
+            ),
+            ("reset.token_lifetime_secs", r.token_lifetime_secs, DURATION),
+            ("reset.mail_cooldown_secs", r.mail_cooldown_secs, 0..=86_400),
+            ("smtp.port", u64::from(self.smtp.port), 1..=65_535),
+            ("smtp.timeout_secs", self.smtp.timeout_secs, 1..=3600),
+            ("mail.retry_max_secs", self.mail.retry_max_secs, 1..=86_400),
+            (
+                "limits.login_failures_per_account",
+                u64::from(l.login_failures_per_account),
+                1..=1_000_000,
+            ),
+            (
+                "limits.login_failures_per_ip",
+                u64::from(l.login_failures_per_ip),
+                1..=1_000_000,
+            ),
+            (
+                "limits.login_window_secs",
+                l.login_window_secs,
+                1..=30 * 86_400,
+            ),
+            (
+                "limits.registrations_per_ip",
+                u64::from(l.registrations_per_ip),
+                1..=1_000_000,
+            ),
+            (
+                "limits.reset_requests_per_ip",
+                u64::from(l.reset_requests_per_ip),
+                1..=1_000_000,
+            ),
+            ("limits.ip_window_secs", l.ip_window_secs, 1..=30 * 86_400),
+        ]
     }
 
     /// Where `./auth.toml` is looked for when no `--config` is given.
@@ -225,4 +341,13 @@ fn is_origin(origin: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
         && port.parse::<u16>().is_ok()
+}
+
+/// An address (`10.0.0.1`, `::1`) or a CIDR block (`10.0.0.0/8`).
+pub fn parse_network(text: &str) -> anyhow::Result<ipnet::IpNet> {
+    let text = text.trim();
+    Ok(match text.parse::<IpAddr>() {
+        Ok(addr) => ipnet::IpNet::from(addr),
+        Err(_) => text.parse::<ipnet::IpNet>()?,
+    })
 }

@@ -6,7 +6,7 @@
 
 mod load;
 
-pub use load::{Loaded, Overrides, Sources, load};
+pub use load::{Loaded, Overrides, Sources, load, parse_network};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +24,7 @@ pub struct Config {
     pub reset: ResetConfig,
     pub smtp: SmtpConfig,
     pub mail: MailConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
 }
 
@@ -57,7 +58,7 @@ impl Default for ServerConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CorsConfig {
     /// Origins (`https://app.example.com`) whose pages may call the API; `*` for any.
-    #[serde(deserialize_with = "string_list_lenient")]
+    #[serde(deserialize_with = "list_lenient")]
     pub allowed_origins: Vec<String>,
 }
 
@@ -84,6 +85,18 @@ pub enum JwtAlgorithm {
     HS256,
     HS384,
     HS512,
+    /// Ed25519 signatures; needs `jwt.private_key_file`.
+    EdDSA,
+    /// RSA PKCS#1 v1.5 with SHA-256; needs `jwt.private_key_file`.
+    RS256,
+}
+
+impl JwtAlgorithm {
+    /// True for the algorithms signed with a private key and checked with a
+    /// public one (published in the JWKS).
+    pub fn is_asymmetric(self) -> bool {
+        matches!(self, JwtAlgorithm::EdDSA | JwtAlgorithm::RS256)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,8 +104,24 @@ pub enum JwtAlgorithm {
 pub struct JwtConfig {
     pub secret: Option<Secret>,
     pub algorithm: JwtAlgorithm,
+    /// PEM private key (PKCS#8) for EdDSA and RS256.
+    pub private_key_file: Option<PathBuf>,
+    /// PEM public keys of earlier signing keys, still accepted and published.
+    #[serde(deserialize_with = "list_lenient")]
+    pub previous_public_key_files: Vec<PathBuf>,
+    /// `iss` claim: set on every token, required on every token checked.
+    pub issuer: Option<String>,
+    /// `aud` claim: set on every token, required on every token checked.
+    pub audience: Option<String>,
+    /// Allowed clock skew when checking `exp`, in seconds.
+    pub leeway_secs: u64,
     pub access_token_lifetime_secs: u64,
     pub refresh_token_lifetime_secs: u64,
+    /// Refresh answers a new refresh token too and retires the presented one.
+    pub rotate_refresh_tokens: bool,
+    /// How long a retired refresh token may still be presented (concurrent
+    /// refreshes) before presenting it counts as reuse.
+    pub rotation_grace_secs: u64,
 }
 
 impl Default for JwtConfig {
@@ -100,8 +129,15 @@ impl Default for JwtConfig {
         JwtConfig {
             secret: None,
             algorithm: JwtAlgorithm::HS256,
+            private_key_file: None,
+            previous_public_key_files: Vec::new(),
+            issuer: None,
+            audience: None,
+            leeway_secs: 0,
             access_token_lifetime_secs: 5 * 60,
             refresh_token_lifetime_secs: 24 * 60 * 60,
+            rotate_refresh_tokens: false,
+            rotation_grace_secs: 10,
         }
     }
 }
@@ -110,6 +146,13 @@ impl Default for JwtConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordConfig {
     pub min_length: usize,
+    pub max_length: usize,
+    /// Django's UserAttributeSimilarityValidator (username, email).
+    pub reject_similar: bool,
+    /// Django's NumericPasswordValidator.
+    pub reject_numeric: bool,
+    /// Django's CommonPasswordValidator (its list of 20,000).
+    pub reject_common: bool,
     pub scrypt_log_n: u8,
     pub scrypt_r: u32,
     pub scrypt_p: u32,
@@ -122,6 +165,10 @@ impl Default for PasswordConfig {
     fn default() -> Self {
         PasswordConfig {
             min_length: 8,
+            max_length: 4096,
+            reject_similar: false,
+            reject_numeric: false,
+            reject_common: false,
             scrypt_log_n: 14,
             scrypt_r: 8,
             scrypt_p: 5,
@@ -158,6 +205,12 @@ impl PasswordConfig {
 pub struct ResetConfig {
     pub url: String,
     pub token_lifetime_secs: u64,
+    /// Key of the reset-token HMAC; generated and kept in the database if unset.
+    pub secret: Option<Secret>,
+    /// The spec's 400 for an unknown address; false answers 200 as for a known one.
+    pub reveal_unknown_email: bool,
+    /// At most one reset mail per address per this many seconds.
+    pub mail_cooldown_secs: u64,
 }
 
 impl Default for ResetConfig {
@@ -165,6 +218,9 @@ impl Default for ResetConfig {
         ResetConfig {
             url: "http://localhost:8000/reset-password".into(),
             token_lifetime_secs: 60 * 60,
+            secret: None,
+            reveal_unknown_email: true,
+            mail_cooldown_secs: 60,
         }
     }
 }
@@ -230,6 +286,37 @@ impl Default for MailConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Off switches every limit below off (for tests).
+    pub enabled: bool,
+    pub login_failures_per_account: u32,
+    pub login_failures_per_ip: u32,
+    pub login_window_secs: u64,
+    pub registrations_per_ip: u32,
+    pub reset_requests_per_ip: u32,
+    pub ip_window_secs: u64,
+    /// Proxies (addresses or CIDRs) whose `X-Forwarded-For` is believed.
+    #[serde(deserialize_with = "list_lenient")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 50,
+            login_window_secs: 15 * 60,
+            registrations_per_ip: 20,
+            reset_requests_per_ip: 20,
+            ip_window_secs: 60 * 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A tracing filter: `info`, `debug`, `latch=debug,warn`... `RUST_LOG` wins.
     pub level: String,
@@ -266,36 +353,27 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// Environment values are parsed as TOML-ish scalars, so `LATCH_JWT_SECRET=1234`
-/// arrives as a number; a secret takes it as its text.
+/// Only text: environment values reach string settings untouched (see
+/// `load.rs`), so a secret is exactly the bytes it was given.
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Scalar {
-            Str(String),
-            Int(i64),
-            Float(f64),
-            Bool(bool),
-        }
-        Ok(Secret(match Scalar::deserialize(d)? {
-            Scalar::Str(s) => s,
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Bool(b) => b.to_string(),
-        }))
+        String::deserialize(d).map(Secret)
     }
 }
 
 /// A list, or (handy in an environment variable) one comma-separated string.
-fn string_list_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+fn list_lenient<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: From<String>,
+{
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrString {
         List(Vec<String>),
         String(String),
     }
-    Ok(match ListOrString::deserialize(d)? {
+    let items = match ListOrString::deserialize(d)? {
         ListOrString::List(list) => list,
         ListOrString::String(s) => s
             .split(',')
@@ -303,7 +381,8 @@ fn string_list_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
-    })
+    };
+    Ok(items.into_iter().map(T::from).collect())
 }
 
 #[cfg(test)]

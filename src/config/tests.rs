@@ -137,7 +137,16 @@ fn invalid_values_are_errors_naming_the_key() {
         ("[reset]\nurl = \"ftp://x\"\n", "reset.url"),
         ("[mail]\nfrom = \"not an address\"\n", "mail.from"),
         ("[jwt]\nsecret = \"\"\n", "jwt.secret"),
-        ("[jwt]\nalgorithm = \"RS256\"\n", "algorithm"),
+        ("[jwt]\nalgorithm = \"RS512\"\n", "algorithm"),
+        ("[jwt]\nalgorithm = \"EdDSA\"\n", "jwt.private_key_file"),
+        (
+            "[limits]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "limits.trusted_proxies",
+        ),
+        (
+            "[password]\nmin_length = 10\nmax_length = 9\n",
+            "password.min_length",
+        ),
         ("[smtp]\ntls = \"maybe\"\n", "tls"),
         (
             "[server]\nidle_timeout_secs = 0\n",
@@ -182,7 +191,7 @@ fn repository_auth_toml_lists_every_setting_with_its_default() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("auth.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     // Every key appears, commented or not...
-    for dotted in env_names().values() {
+    for dotted in env_names().values().map(|k| &k.path) {
         let (section, key) = dotted.split_once('.').unwrap();
         assert!(
             text.contains(&format!("[{section}]")),
@@ -224,4 +233,98 @@ fn secrets_never_print() {
         "{printed}"
     );
     assert!(printed.contains("<redacted>"));
+}
+
+#[test]
+fn string_settings_from_the_environment_arrive_byte_for_byte() {
+    for value in [
+        "0123",
+        "12345678901234567890123456789",
+        "  spaced  ",
+        "'quoted'",
+        "\"double\"",
+        "[1, 2]",
+        "{a = 1}",
+        "true",
+        "1.50",
+        "1e3",
+        "#not-a-comment",
+        "k=v,w;x$y`z\\'\"!@%^&*()",
+    ] {
+        let c = load(Sources {
+            env: env(&[
+                ("LATCH_JWT_SECRET", value),
+                ("LATCH_SMTP_USERNAME", value),
+                ("LATCH_SMTP_PASSWORD", value),
+                ("LATCH_MAIL_FROM", "a@example.com"),
+            ]),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{value:?}: {e}"))
+        .config;
+        assert_eq!(c.jwt.secret.as_ref().map(Secret::expose), Some(value));
+        assert_eq!(c.smtp.username.as_deref(), Some(value));
+        assert_eq!(c.smtp.password.as_ref().map(Secret::expose), Some(value));
+    }
+}
+
+#[test]
+fn every_number_has_a_range_and_out_of_range_is_an_error_naming_the_key() {
+    let defaults = Config::default();
+    for (key, value, range) in defaults.numbers() {
+        assert!(
+            range.contains(&value),
+            "the default of {key} is out of its range"
+        );
+        let (section, name) = key.split_once('.').unwrap();
+        let env_name = format!("LATCH_{}_{}", section, name).to_uppercase();
+        let mut too_big = vec![(range.end() + 1).to_string(), u64::MAX.to_string()];
+        if *range.start() > 0 {
+            too_big.push((range.start() - 1).to_string());
+        }
+        for bad in too_big {
+            let result = load(Sources {
+                env: env(&[(&env_name, &bad)]),
+                ..Default::default()
+            });
+            let err = match result {
+                Ok(_) => panic!("{key} = {bad} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains(key) || err.contains(name),
+                "{key} = {bad}: {err}"
+            );
+        }
+    }
+    // The values that used to panic or misbehave at start-up.
+    for (name, value) in [
+        ("LATCH_DATABASE_BUSY_TIMEOUT_MS", "2147483648"),
+        ("LATCH_SERVER_MAX_CONNECTIONS", "18446744073709551615"),
+        ("LATCH_PASSWORD_HASH_THREADS", "100000"),
+        ("LATCH_PASSWORD_HASH_QUEUE_DEPTH", "9223372036854775807"),
+    ] {
+        assert!(
+            load(Sources {
+                env: env(&[(name, value)]),
+                ..Default::default()
+            })
+            .is_err(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn numbers_cover_every_numeric_setting() {
+    let defaults = serde_json::to_value(Config::default()).unwrap();
+    let listed: Vec<&str> = Config::default().numbers().iter().map(|n| n.0).collect();
+    for (section, table) in defaults.as_object().unwrap() {
+        for (key, value) in table.as_object().unwrap() {
+            let dotted = format!("{section}.{key}");
+            if value.is_number() {
+                assert!(listed.contains(&dotted.as_str()), "{dotted} has no range");
+            }
+        }
+    }
 }
