@@ -10,8 +10,10 @@ use rand::RngCore as _;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::clock::{self, SharedClock};
+use crate::config::{Config, Secret};
 use crate::http::{self, AppState};
+use crate::limits::{ClientIp, Limits};
 use crate::mail::{self, Mailer};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
@@ -19,6 +21,9 @@ use crate::store::Store;
 use crate::tokens::Tokens;
 
 const SECRET_SETTING: &str = "jwt_secret";
+const RESET_SECRET_SETTING: &str = "reset_secret";
+/// How often the rate limiters forget keys that are back to a full allowance.
+const LIMITS_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
 /// A running latch. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
@@ -28,11 +33,17 @@ pub struct Server {
     stop: watch::Sender<bool>,
     http: JoinHandle<()>,
     outbox: JoinHandle<()>,
+    housekeeping: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Starts serving on `config.server.bind` (port 0 picks a free port).
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        Server::start_with_clock(config, clock::system()).await
+    }
+
+    /// The same, reading the time from `clock` (tests move it by hand).
+    pub async fn start_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
         let db = &config.database;
         let store = Store::open(
             &db.path,
@@ -45,7 +56,12 @@ impl Server {
                 config.jwt.algorithm
             );
         }
-        let secret = signing_secret(&config, &store)?;
+        let secret = stored_secret(
+            &store,
+            config.jwt.secret.as_ref(),
+            "jwt.secret",
+            SECRET_SETTING,
+        )?;
         let tokens = Tokens::new(
             secret.as_bytes(),
             config.jwt.algorithm,
@@ -59,7 +75,15 @@ impl Server {
             config.password.hash_queue_depth,
         )
         .context("starting password hashing threads")?;
-        let resets = Arc::new(ResetLinks::new(secret.as_bytes(), &config.reset.url));
+        // Not derived from the JWT secret: Django services that share that
+        // key to verify tokens must not be able to forge reset links.
+        let reset_secret = stored_secret(
+            &store,
+            config.reset.secret.as_ref(),
+            "reset.secret",
+            RESET_SECRET_SETTING,
+        )?;
+        let resets = Arc::new(ResetLinks::new(reset_secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;
 
         let listener = tokio::net::TcpListener::bind(config.server.bind)
@@ -77,13 +101,29 @@ impl Server {
             Duration::from_secs(config.mail.retry_max_secs),
             stopped.clone(),
         ));
+        let limits = Limits::from_config(&config.limits, &config.reset).map(Arc::new);
+        let housekeeping = limits.clone().map(|limits| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(LIMITS_HOUSEKEEPING);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => limits.housekeeping(),
+                        _ = stopped.changed() => return,
+                    }
+                }
+            })
+        });
         let state = AppState {
+            client_ip: Arc::new(ClientIp::new(&config.limits.trusted_proxies)),
             config: Arc::new(config),
             store: store.clone(),
             tokens: Arc::new(tokens),
             hasher,
             resets,
             mail_queued,
+            clock,
+            limits,
         };
         let limits = http::Limits {
             header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
@@ -99,6 +139,7 @@ impl Server {
             stop,
             http,
             outbox,
+            housekeeping,
         })
     }
 
@@ -126,6 +167,9 @@ impl Server {
             );
             http.abort();
         }
+        if let Some(housekeeping) = self.housekeeping {
+            housekeeping.abort();
+        }
         let mut outbox = self.outbox;
         if tokio::time::timeout(self.shutdown_timeout, &mut outbox)
             .await
@@ -136,28 +180,33 @@ impl Server {
     }
 }
 
-/// The configured secret, or the one generated on a first start and kept in
-/// the database. Its value is never logged.
-fn signing_secret(config: &Config, store: &Store) -> anyhow::Result<String> {
-    if let Some(secret) = &config.jwt.secret {
+/// The configured secret `key`, or the one generated on a first start and
+/// kept in the database under `setting`. Its value is never logged.
+fn stored_secret(
+    store: &Store,
+    configured: Option<&Secret>,
+    key: &str,
+    setting: &str,
+) -> anyhow::Result<String> {
+    if let Some(secret) = configured {
         if secret.expose().len() < 32 {
-            tracing::warn!("jwt.secret is shorter than 32 bytes; a longer random secret is safer");
+            tracing::warn!("{key} is shorter than 32 bytes; a longer random secret is safer");
         }
         return Ok(secret.expose().to_string());
     }
     let (secret, created) = store
-        .setting_or_insert(SECRET_SETTING, || {
+        .setting_or_insert(setting, || {
             let mut bytes = [0u8; 32];
             rand::rng().fill_bytes(&mut bytes);
             hex::encode(bytes)
         })
-        .context("reading the stored JWT signing secret")?;
+        .with_context(|| format!("reading the stored {key}"))?;
     if created {
         tracing::info!(
-            "no jwt.secret configured: generated a random 256-bit signing secret and stored it in the database, so tokens stay valid across restarts"
+            "no {key} configured: generated a random 256-bit secret and stored it in the database, so it survives restarts"
         );
     } else {
-        tracing::info!("no jwt.secret configured: using the signing secret stored in the database");
+        tracing::info!("no {key} configured: using the secret stored in the database");
     }
     Ok(secret)
 }

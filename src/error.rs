@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The client did not send its whole body within the body read timeout.
     BodyTimeout,
     UnsupportedMediaType(String),
+    /// A brute-force or abuse limit: come back after this many seconds.
+    TooManyRequests {
+        retry_after_secs: u64,
+    },
     /// Password hashing is saturated: come back shortly.
     Busy,
     /// The database cannot serve the request right now (locked, full, read-only).
@@ -99,6 +103,10 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"detail": format!("Unsupported media type \"{media}\" in request.")}),
             ),
+            ApiError::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"detail": "Too many attempts. Try again later."}),
+            ),
             ApiError::Busy => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"detail": "Server busy, try again later."}),
@@ -136,6 +144,9 @@ impl ApiError {
             ApiError::Busy | ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
             _ => {}
         }
         response
@@ -153,6 +164,14 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Unavailable(why) => ApiError::Unavailable(why),
             StoreError::Other(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+impl From<crate::limits::Limited> for ApiError {
+    fn from(limited: crate::limits::Limited) -> Self {
+        ApiError::TooManyRequests {
+            retry_after_secs: limited.retry_after_secs(),
         }
     }
 }
@@ -233,6 +252,19 @@ mod tests {
         assert_eq!(
             ApiError::Busy.into_response().headers()[header::RETRY_AFTER],
             "1"
+        );
+        let r = ApiError::TooManyRequests {
+            retry_after_secs: 180,
+        }
+        .into_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "180");
+        assert_eq!(
+            body(ApiError::TooManyRequests {
+                retry_after_secs: 1
+            })
+            .1,
+            r#"{"detail":"Too many attempts. Try again later."}"#
         );
     }
 }

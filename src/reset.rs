@@ -1,8 +1,9 @@
 //! Password reset links: `<reset.url>?uid=<uid>&token=<token>`.
 //!
 //! `uid` is Django's `urlsafe_base64_encode` of the decimal user id (user 1
-//! is `MQ`). The token is an HMAC-SHA256, under a key derived from the JWT
-//! signing secret, of the reset row (id, user, expiry): 256 bits nobody can
+//! is `MQ`). The token is an HMAC-SHA256, under a key derived from latch's
+//! own reset secret (never the JWT key, which Django services may share), of
+//! the reset row (id, user, expiry): 256 bits nobody can
 //! guess without the key, and nothing that needs storing. A token dies with
 //! its row: when used, when it expires, and when the password changes.
 
@@ -23,8 +24,8 @@ pub struct ResetLinks {
 }
 
 impl ResetLinks {
-    /// `secret` is the JWT signing secret; a separate key is derived from it,
-    /// so the two uses cannot be confused.
+    /// `secret` is the reset secret (`reset.secret` or the generated one); the
+    /// HMAC key is derived from it under a label of its own.
     pub fn new(secret: &[u8], base_url: &str) -> ResetLinks {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
         mac.update(b"latch password reset token key v1");

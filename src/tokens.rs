@@ -56,6 +56,8 @@ impl TokenError {
 pub struct TokenPair {
     pub refresh: String,
     pub access: String,
+    /// The refresh token's claims (its `jti` and `exp` are recorded).
+    pub refresh_claims: Claims,
 }
 
 pub struct Tokens {
@@ -106,6 +108,7 @@ impl Tokens {
         TokenPair {
             refresh: self.sign(&refresh),
             access: self.sign(&access),
+            refresh_claims: refresh,
         }
     }
 

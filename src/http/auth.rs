@@ -10,6 +10,7 @@ use warp::reply::Response;
 use super::input::char_fields;
 use super::{AppState, GET, HandlerResult, POST, Request, api_path, endpoint, reply_no_store};
 use crate::error::ApiError;
+use crate::revocation::{self, Presented};
 use crate::store::User;
 use crate::tokens::{self, TokenType};
 use crate::validate::normalize_username;
@@ -33,24 +34,50 @@ async fn login(state: AppState, req: Request) -> HandlerResult {
     let [username, password] = char_fields(&req.data()?, ["username", "password"])?;
     // DRF trims the username field; the password is checked exactly as sent.
     let username = normalize_username(username.trim());
-    let Some(user) = state.store.user_by_username(&username)? else {
-        // Same work as a real check, so the answer time does not reveal
-        // whether the username exists.
-        state.hasher.verify_dummy(password).await?;
+    // Past the limit, refused whether or not the password is right; an
+    // unknown username is limited exactly like a real one.
+    let attempt = match &state.limits {
+        Some(limits) => Some(limits.login_attempt(state.client_ip(&req), &username)?),
+        None => None,
+    };
+    let checked = check_credentials(&state, &username, password).await;
+    if let (Some(limits), Some(attempt)) = (&state.limits, attempt) {
+        match &checked {
+            Ok(None) => limits.login_failed(attempt),
+            Ok(Some(_)) | Err(_) => limits.login_not_failed(attempt),
+        }
+    }
+    let Some(user) = checked? else {
         return Err(ApiError::no_active_account());
+    };
+    let pair = state.tokens.issue_pair(user.id);
+    revocation::record_login(&state.store, &pair, user.id, state.clock.now()).await?;
+    reply_no_store(json!({"refresh": pair.refresh, "access": pair.access}))
+}
+
+/// The active user these credentials belong to, if any. Every way of
+/// failing costs one password verification, so the time taken does not tell
+/// unknown usernames, inactive users and wrong passwords apart.
+async fn check_credentials(
+    state: &AppState,
+    username: &str,
+    password: String,
+) -> Result<Option<User>, ApiError> {
+    let Some(user) = state.store.user_by_username(username)? else {
+        state.hasher.verify_dummy(password).await?;
+        return Ok(None);
     };
     let verified = state
         .hasher
         .verify(password.clone(), user.password_hash.clone())
         .await?;
     if !verified.matches || !user.is_active {
-        return Err(ApiError::no_active_account());
+        return Ok(None);
     }
     if verified.needs_rehash {
-        upgrade_hash_later(&state, &user, password);
+        upgrade_hash_later(state, &user, password);
     }
-    let pair = state.tokens.issue_pair(user.id);
-    reply_no_store(json!({"refresh": pair.refresh, "access": pair.access}))
+    Ok(Some(user))
 }
 
 /// Re-hashes a password stored with other parameters than the configured
@@ -80,21 +107,24 @@ fn upgrade_hash_later(state: &AppState, user: &User, password: String) {
     });
 }
 
-/// `POST token/refresh/ {refresh}` -> `{"access"}`.
+/// `POST token/refresh/ {refresh}` -> `{"access"}`, or with rotation on
+/// `{"access", "refresh"}` and the presented token retired.
 async fn refresh(state: AppState, req: Request) -> HandlerResult {
     let [refresh] = char_fields(&req.data()?, ["refresh"])?;
     let claims = state
         .tokens
         .verify(refresh.trim(), TokenType::Refresh)
         .map_err(|e| ApiError::token_not_valid(e.message()))?;
-    // A token outlives nothing: its user must still exist and be active.
-    let user = match tokens::user_id(&claims) {
-        Some(id) => state.store.user_by_id(id)?,
-        None => None,
-    };
-    if !user.is_some_and(|u| u.is_active) {
-        return Err(ApiError::token_not_valid("Token is invalid"));
+    let presented = Presented::from_claims(&claims)?;
+    let jwt = &state.config.jwt;
+    let (now, grace) = (state.clock.now(), jwt.rotation_grace_secs as i64);
+    if jwt.rotate_refresh_tokens {
+        let pair = revocation::rotate(&state.store, &state.tokens, presented, now, grace).await?;
+        return reply_no_store(json!({"access": pair.access, "refresh": pair.refresh}));
     }
+    // A token outlives nothing: its user must still exist and be active, and
+    // it must not be blacklisted or revoked.
+    revocation::check(&state.store, &presented, now, grace)?;
     reply_no_store(json!({"access": state.tokens.access_for_refresh(&claims)}))
 }
 
@@ -105,7 +135,7 @@ async fn profile(state: AppState, req: Request) -> HandlerResult {
 }
 
 /// simplejwt's `JWTAuthentication`, step by step and in its words.
-fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiError> {
+pub(super) fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiError> {
     let raw = req
         .headers
         .get(header::AUTHORIZATION)

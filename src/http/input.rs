@@ -16,6 +16,8 @@ pub struct Request {
     pub headers: HeaderMap,
     pub query: String,
     pub body: Bytes,
+    /// The connecting address (not yet judged for proxies: see `limits::ClientIp`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Request {
@@ -340,6 +342,7 @@ mod tests {
             headers: HeaderMap::new(),
             query: "uid=MQ&token=a&token=b%2Bc".into(),
             body: Bytes::new(),
+            peer: None,
         };
         assert_eq!(req.query_param("uid").as_deref(), Some("MQ"));
         assert_eq!(req.query_param("token").as_deref(), Some("b+c"));

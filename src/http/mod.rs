@@ -9,8 +9,9 @@ mod input;
 mod password;
 mod register;
 mod serve;
+mod tokens;
 
-pub use serve::{Limits, serve};
+pub use serve::{Limits, PeerAddr, serve};
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -24,8 +25,10 @@ use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::{ApiError, json_response};
+use crate::limits::{ClientIp, Limits as AbuseLimits};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::Store;
@@ -43,6 +46,21 @@ pub struct AppState {
     pub resets: Arc<ResetLinks>,
     /// Poked after mail is queued so the outbox worker sends it at once.
     pub mail_queued: Arc<Notify>,
+    pub clock: SharedClock,
+    /// None when `[limits] enabled = false`.
+    pub limits: Option<Arc<AbuseLimits>>,
+    pub client_ip: Arc<ClientIp>,
+}
+
+impl AppState {
+    /// The client's address for the limits: the peer, or what trusted
+    /// proxies say. Unspecified when unknown (only in-process tests).
+    pub fn client_ip(&self, req: &Request) -> std::net::IpAddr {
+        let peer = req
+            .peer
+            .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| p.ip());
+        self.client_ip.resolve(peer, &req.headers)
+    }
 }
 
 pub type HandlerResult = Result<Response, ApiError>;
@@ -57,6 +75,8 @@ pub fn routes(
         .or(register::routes(&state))
         .unify()
         .or(password::routes(&state))
+        .unify()
+        .or(tokens::routes(&state))
         .unify()
         .or(not_found())
         .unify()
@@ -75,6 +95,7 @@ pub fn routes(
             "x-content-type-options",
             HeaderValue::from_static("nosniff"),
         );
+        headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
         response
     })
     .with(warp::log::custom(log_request))
@@ -142,17 +163,21 @@ where
     path.and(warp::method())
         .and(warp::header::headers_cloned())
         .and(raw_query())
+        .and(warp::ext::optional::<PeerAddr>())
         .and(warp::body::stream())
-        .then(move |method: Method, headers, query: String, body| {
-            let call = Call {
-                state: state.clone(),
-                methods,
-                allow,
-                limit,
-                body_timeout,
-            };
-            call.respond(handler.clone(), method, headers, query, body)
-        })
+        .then(
+            move |method: Method, headers, query: String, peer: Option<PeerAddr>, body| {
+                let call = Call {
+                    state: state.clone(),
+                    methods,
+                    allow,
+                    limit,
+                    body_timeout,
+                };
+                let request = (method, headers, query, peer.map(|p| p.0));
+                call.respond(handler.clone(), request, body)
+            },
+        )
         .boxed()
 }
 
@@ -169,9 +194,12 @@ impl Call {
     async fn respond<H, Fut, S, B>(
         self,
         handler: H,
-        method: Method,
-        headers: warp::http::HeaderMap,
-        query: String,
+        (method, headers, query, peer): (
+            Method,
+            warp::http::HeaderMap,
+            String,
+            Option<std::net::SocketAddr>,
+        ),
         body: S,
     ) -> Response
     where
@@ -202,6 +230,7 @@ impl Call {
                     headers,
                     query,
                     body,
+                    peer,
                 };
                 // A panic must still give the client a JSON answer.
                 AssertUnwindSafe(handler(self.state, request))

@@ -13,7 +13,6 @@ use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
 use crate::error::ApiError;
 use crate::reset::{LINK_PLACEHOLDER, decode_uid};
 use crate::store::NewMail;
-use crate::tokens::unix_now;
 use crate::validate::{check_new_password, email_lookup_key};
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
@@ -31,18 +30,33 @@ pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
 const INVALID_TOKEN: &str = "Invalid or expired token";
 
 async fn request_reset(state: AppState, req: Request) -> HandlerResult {
+    if let Some(limits) = &state.limits {
+        limits.reset_request(state.client_ip(&req))?;
+    }
     let email = match view_field(&req.data()?, "email") {
         ViewField::Absent => return Err(ApiError::message("Email is required")),
         ViewField::NotText => return Err(ApiError::message("Email must be a string")),
         ViewField::Text(email) => email,
     };
+    let now = state.clock.now();
     let user = state
         .store
         .user_by_email_key(&email_lookup_key(&email))?
-        .filter(|u| u.is_active)
-        .ok_or_else(|| ApiError::message("User with this email does not exist"))?;
+        .filter(|u| u.is_active);
+    let Some(user) = user else {
+        if state.config.reset.reveal_unknown_email {
+            return Err(ApiError::message("User with this email does not exist"));
+        }
+        return link_not_sent(&state, now).await;
+    };
+    let cooled_down = state
+        .limits
+        .as_ref()
+        .is_none_or(|l| l.reset_mail_allowed(&user.email_key));
+    if !cooled_down {
+        return link_not_sent(&state, now).await;
+    }
 
-    let now = unix_now();
     let lifetime = state.config.reset.token_lifetime_secs as i64;
     let expires_at = now.saturating_add(lifetime);
     let mail = NewMail {
@@ -57,15 +71,35 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
         discard_after_ms: expires_at.saturating_mul(1000),
     };
     // The token and its mail are stored together, then the 200 is sent.
-    state
+    let email_key = user.email_key.clone();
+    let stored = state
         .store
         .write(move |s| s.create_reset_token(user.id, expires_at, &mail, now))
-        .await?;
+        .await;
+    if let Err(err) = stored {
+        if let Some(limits) = &state.limits {
+            limits.reset_mail_not_sent(&email_key);
+        }
+        return Err(err.into());
+    }
     state.mail_queued.notify_one();
+    link_sent()
+}
+
+fn link_sent() -> HandlerResult {
     reply(
         StatusCode::OK,
         json!({"message": "Password reset link sent"}),
     )
+}
+
+/// The answer for an address that gets no mail (unknown when it must not be
+/// revealed, or within its cooldown): the same 200, after a write to the
+/// database that costs what queueing the mail costs, so that neither the
+/// answer nor its timing tells the cases apart.
+async fn link_not_sent(state: &AppState, now: i64) -> HandlerResult {
+    state.store.write(move |s| s.reset_decoy_write(now)).await?;
+    link_sent()
 }
 
 async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
@@ -74,12 +108,14 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
     let (Some(uid), Some(token)) = (non_empty("uid"), non_empty("token")) else {
         return Err(ApiError::message("Missing parameters"));
     };
+    // A user deactivated after asking for the link cannot use it.
     let user = match decode_uid(&uid) {
         Some(id) => state.store.user_by_id(id)?,
         None => None,
     }
+    .filter(|u| u.is_active)
     .ok_or_else(|| ApiError::message("Invalid uid"))?;
-    let now = unix_now();
+    let now = state.clock.now();
     let live = state.store.live_reset_tokens(user.id, now)?;
     let token_id = state
         .resets

@@ -10,7 +10,6 @@ use super::input::{ViewField, view_field};
 use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
 use crate::error::ApiError;
 use crate::store::{InsertUser, NewUser};
-use crate::tokens::unix_now;
 use crate::validate::{Email, Username, check_new_password};
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
@@ -21,6 +20,9 @@ const USERNAME_TAKEN: &str = "Username already exists.";
 const EMAIL_TAKEN: &str = "Email already exists.";
 
 async fn register(state: AppState, req: Request) -> HandlerResult {
+    if let Some(limits) = &state.limits {
+        limits.registration(state.client_ip(&req))?;
+    }
     let data = req.data()?;
     let fields = ["username", "email", "password"].map(|name| view_field(&data, name));
     if fields.contains(&ViewField::Absent) {
@@ -48,6 +50,7 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
     }
     check_new_password(&password, state.config.password.min_length).map_err(ApiError::Message)?;
 
+    let now = state.clock.now();
     let user = NewUser {
         username: username.into_string(),
         email: email.address().to_string(),
@@ -56,7 +59,7 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
     };
     match state
         .store
-        .write(move |s| s.insert_user(&user, unix_now()))
+        .write(move |s| s.insert_user(&user, now))
         .await?
     {
         InsertUser::Created(_) => reply(

@@ -32,6 +32,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use warp::Filter;
 
+/// The connecting address, put into every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 pub struct Limits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
@@ -59,9 +63,9 @@ pub async fn serve<F>(
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = stop_requested(&mut stop) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: back off, don't spin.
                     tracing::warn!(error = %err, "accepting a connection failed");
@@ -75,6 +79,7 @@ pub async fn serve<F>(
         let service = Tracked {
             inner: TowerToHyperService::new(warp::service(routes.clone())),
             in_flight: in_flight.clone(),
+            peer: PeerAddr(peer),
         };
         let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, in_flight));
         let watcher = graceful.watcher();
@@ -106,6 +111,7 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 struct Tracked<S> {
     inner: S,
     in_flight: Arc<AtomicUsize>,
+    peer: PeerAddr,
 }
 
 impl<S> hyper::service::Service<hyper::Request<Incoming>> for Tracked<S>
@@ -117,7 +123,8 @@ where
     type Error = S::Error;
     type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
 
-    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer);
         let guard = InFlight::enter(&self.in_flight);
         let response = self.inner.call(request);
         Box::pin(async move {

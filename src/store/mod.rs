@@ -6,6 +6,7 @@
 //! through [`Store::write`], which runs them on tokio's blocking pool.
 
 mod outbox;
+mod refresh_tokens;
 mod reset_tokens;
 mod settings;
 mod users;
@@ -20,6 +21,7 @@ use rusqlite_migration::{M, Migrations};
 use tokio::sync::Semaphore;
 
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
+pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
 pub use reset_tokens::LiveResetToken;
 pub use users::{InsertUser, NewUser, User};
 
@@ -67,7 +69,10 @@ impl From<r2d2::Error> for StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/001_initial.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/001_initial.sql")),
+        M::up(include_str!("migrations/002_token_lifecycle.sql")),
+    ])
 }
 
 /// A pool of connections to one SQLite file.

@@ -1,6 +1,7 @@
 use rusqlite::params;
 
 use super::outbox::{NewMail, enqueue};
+use super::refresh_tokens::revoke_all_of_user;
 use super::{Store, StoreResult};
 
 /// A reset token that has not expired, been used or been superseded by a
@@ -34,14 +35,30 @@ impl Store {
         })
     }
 
+    /// A write shaped like [`Store::create_reset_token`] (the same sweep, a
+    /// committed change) that queues nothing: for answers that must not be
+    /// told apart from a queued reset mail by their timing.
+    pub fn reset_decoy_write(&self, now: i64) -> StoreResult<()> {
+        self.in_write_tx(|tx| {
+            tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ('reset_decoy', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [now.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn live_reset_tokens(&self, user_id: i64, now: i64) -> StoreResult<Vec<LiveResetToken>> {
         live_tokens(&*self.conn()?, user_id, now)
     }
 
-    /// Sets a new password if reset token `token_id` of this user is still
-    /// live, and deletes every reset token of the user, so neither this one
-    /// nor any other can be used again. Returns false, changing nothing, when
-    /// the token is not (or no longer) live.
+    /// Sets a new password if reset token `token_id` of this (active) user is
+    /// still live, deletes every reset token of the user, so neither this one
+    /// nor any other can be used again, and revokes the user's refresh tokens.
+    /// Returns false, changing nothing, when the token is not (or no longer)
+    /// live or the user was deactivated.
     pub fn reset_password(
         &self,
         user_id: i64,
@@ -56,11 +73,15 @@ impl Store {
             {
                 return Ok(false);
             }
-            tx.execute(
-                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            let changed = tx.execute(
+                "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND is_active = 1",
                 params![user_id, new_password_hash],
             )?;
+            if changed == 0 {
+                return Ok(false);
+            }
             tx.execute("DELETE FROM reset_tokens WHERE user_id = ?1", [user_id])?;
+            revoke_all_of_user(tx, user_id, now)?;
             Ok(true)
         })
     }

@@ -10,6 +10,8 @@ pub struct User {
     pub email: String,
     pub password_hash: String,
     pub is_active: bool,
+    /// The address folded to lower case, as it is unique.
+    pub email_key: String,
 }
 
 /// What registration stores; every field already validated and normalized.
@@ -30,7 +32,7 @@ pub enum InsertUser {
     EmailTaken,
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, is_active";
+const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -39,6 +41,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         email: row.get(2)?,
         password_hash: row.get(3)?,
         is_active: row.get(4)?,
+        email_key: row.get(5)?,
     })
 }
 

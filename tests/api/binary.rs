@@ -70,7 +70,7 @@ async fn serves_on_defaults_logs_safely_and_stops_gracefully_on_sigterm() {
     assert!(
         latch
             .output()
-            .contains("generated a random 256-bit signing secret")
+            .contains("no jwt.secret configured: generated a random 256-bit secret")
     );
 
     let password = "a-secret-password-1";

@@ -9,16 +9,18 @@ use serde_json::json;
 use crate::helpers::{PASSWORD, SmtpServer};
 use crate::process::Process;
 
-const CHEAP_HASHING: [(&str, &str); 3] = [
+/// Cheap hashing, a known secret, and no rate limits (one address floods).
+const TEST_SETTINGS: [(&str, &str); 4] = [
     ("LATCH_PASSWORD_SCRYPT_LOG_N", "4"),
     ("LATCH_PASSWORD_SCRYPT_P", "1"),
     ("LATCH_JWT_SECRET", "crash-test-secret-0123456789abcdef0123"),
+    ("LATCH_LIMITS_ENABLED", "false"),
 ];
 
 #[tokio::test]
 async fn every_acknowledged_registration_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let latch = Process::start(dir.path(), &[], &CHEAP_HASHING);
+    let latch = Process::start(dir.path(), &[], &TEST_SETTINGS);
     let base = format!("http://{}", latch.addr());
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let client = reqwest::Client::builder()
@@ -61,7 +63,7 @@ async fn every_acknowledged_registration_survives_kill_9() {
     assert_eq!(check, "ok");
     drop(db);
 
-    let latch = Process::start(dir.path(), &[], &CHEAP_HASHING);
+    let latch = Process::start(dir.path(), &[], &TEST_SETTINGS);
     let base = format!("http://{}", latch.addr());
     for name in &acknowledged {
         let r = client
@@ -88,7 +90,7 @@ async fn reset_mail_queued_before_kill_9_is_delivered_after_restart() {
     let smtp = SmtpServer::down();
     let port = smtp.port.to_string();
     let args = ["--smtp-host", "127.0.0.1", "--smtp-port", port.as_str()];
-    let mut env = CHEAP_HASHING.to_vec();
+    let mut env = TEST_SETTINGS.to_vec();
     env.push(("LATCH_MAIL_RETRY_MAX_SECS", "1"));
 
     let latch = Process::start(dir.path(), &args, &env);

@@ -39,6 +39,9 @@ pub fn test_config(dir: &TempDir, smtp_port: u16) -> Config {
     config.mail.transport = MailTransport::Smtp;
     config.mail.file_dir = dir.path().join("mail");
     config.mail.retry_max_secs = 1;
+    // Tests register many users from one address; tests/api/limits.rs
+    // switches limits back on.
+    config.limits.enabled = false;
     config
 }
 
@@ -54,11 +57,20 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub async fn spawn_app_with_smtp(smtp: SmtpServer, customize: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_clock(smtp, latch::clock::system(), customize).await
+}
+
+/// Starts latch reading the time from `clock` (a `ManualClock` to move time).
+pub async fn spawn_app_with_clock(
+    smtp: SmtpServer,
+    clock: latch::clock::SharedClock,
+    customize: impl FnOnce(&mut Config),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&dir, smtp.port);
     customize(&mut config);
     config.validate().expect("test config is valid");
-    let server = latch::Server::start(config.clone())
+    let server = latch::Server::start_with_clock(config.clone(), clock)
         .await
         .expect("latch starts");
     TestApp {
