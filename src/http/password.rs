@@ -47,29 +47,17 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
         if state.config.reset.reveal_unknown_email {
             return Err(ApiError::message("User with this email does not exist"));
         }
-        return link_not_sent(&state, now).await;
+        return link_not_sent(&state, &email, now).await;
     };
     let cooled_down = state
         .limits
         .as_ref()
         .is_none_or(|l| l.reset_mail_allowed(&user.email_key));
     if !cooled_down {
-        return link_not_sent(&state, now).await;
+        return link_not_sent(&state, &user.email, now).await;
     }
 
-    let lifetime = state.config.reset.token_lifetime_secs as i64;
-    let expires_at = now.saturating_add(lifetime);
-    let mail = NewMail {
-        recipient: user.email.clone(),
-        subject: "Password reset".into(),
-        body: format!(
-            "Click the link to reset your password: {LINK_PLACEHOLDER}\n\n\
-             The link works once and expires in {} minutes. If you did not ask \
-             to reset your password, ignore this email.\n",
-            (lifetime + 59) / 60
-        ),
-        discard_after_ms: expires_at.saturating_mul(1000),
-    };
+    let (mail, expires_at) = reset_mail(&state, &user.email, now);
     // The token and its mail are stored together, then the 200 is sent.
     let email_key = user.email_key.clone();
     let stored = state
@@ -94,12 +82,35 @@ fn link_sent() -> HandlerResult {
 }
 
 /// The answer for an address that gets no mail (unknown when it must not be
-/// revealed, or within its cooldown): the same 200, after a write to the
-/// database that costs what queueing the mail costs, so that neither the
-/// answer nor its timing tells the cases apart.
-async fn link_not_sent(state: &AppState, now: i64) -> HandlerResult {
-    state.store.write(move |s| s.reset_decoy_write(now)).await?;
+/// revealed, or within its cooldown): the same 200, after the same write as
+/// queueing the mail, undone, so that neither the answer nor its timing
+/// tells the cases apart.
+async fn link_not_sent(state: &AppState, email: &str, now: i64) -> HandlerResult {
+    let (mail, _) = reset_mail(state, email, now);
+    state
+        .store
+        .write(move |s| s.reset_decoy_write(&mail, now))
+        .await?;
     link_sent()
+}
+
+/// The reset mail to `recipient` (its link filled in at sending), and when
+/// its token expires.
+fn reset_mail(state: &AppState, recipient: &str, now: i64) -> (NewMail, i64) {
+    let lifetime = state.config.reset.token_lifetime_secs as i64;
+    let expires_at = now.saturating_add(lifetime);
+    let mail = NewMail {
+        recipient: recipient.to_string(),
+        subject: "Password reset".into(),
+        body: format!(
+            "Click the link to reset your password: {LINK_PLACEHOLDER}\n\n\
+             The link works once and expires in {} minutes. If you did not ask \
+             to reset your password, ignore this email.\n",
+            (lifetime + 59) / 60
+        ),
+        discard_after_ms: expires_at.saturating_mul(1000),
+    };
+    (mail, expires_at)
 }
 
 async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {

@@ -35,17 +35,24 @@ impl Store {
         })
     }
 
-    /// A write shaped like [`Store::create_reset_token`] (the same sweep, a
-    /// committed change) that queues nothing: for answers that must not be
-    /// told apart from a queued reset mail by their timing.
-    pub fn reset_decoy_write(&self, now: i64) -> StoreResult<()> {
+    /// The same write as [`Store::create_reset_token`] (the same rows in the
+    /// same tables, committed), undone before the commit: for answers that
+    /// must not be told apart from a queued reset mail by their timing.
+    /// Nothing remains but a used-up id.
+    pub fn reset_decoy_write(&self, mail: &NewMail, now: i64) -> StoreResult<()> {
         self.in_write_tx(|tx| {
+            // There is no user: foreign keys are checked at the commit, when
+            // the rows are gone again.
+            tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
             tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
             tx.execute(
-                "INSERT INTO settings (key, value) VALUES ('reset_decoy', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [now.to_string()],
+                "INSERT INTO reset_tokens (user_id, expires_at) VALUES (0, ?1)",
+                [now],
             )?;
+            let token_id = tx.last_insert_rowid();
+            enqueue(tx, mail, Some(token_id))?;
+            // The mail goes with its token (ON DELETE CASCADE).
+            tx.execute("DELETE FROM reset_tokens WHERE id = ?1", [token_id])?;
             Ok(())
         })
     }

@@ -182,6 +182,19 @@ impl TestApp {
         TestResponse::from(request.send().await.unwrap()).await
     }
 
+    /// A POST with no body and `Authorization: Bearer <access>`.
+    pub async fn post_with_bearer(&self, path: &str, access: &str) -> TestResponse {
+        TestResponse::from(
+            self.client
+                .post(self.url(path))
+                .header("authorization", format!("Bearer {access}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     pub async fn request(&self, method: &str, path: &str) -> TestResponse {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         TestResponse::from(
@@ -257,7 +270,7 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
-    async fn from(response: reqwest::Response) -> TestResponse {
+    pub async fn from(response: reqwest::Response) -> TestResponse {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();

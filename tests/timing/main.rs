@@ -1,0 +1,110 @@
+//! Timing of answers that must not tell accounts apart. A binary of its own,
+//! so that no other test competes for the CPU while it measures (cargo runs
+//! test binaries one after another); its two tests take turns on a lock.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../api/smtp.rs"]
+#[allow(dead_code)]
+mod smtp;
+
+use std::time::{Duration, Instant};
+
+use helpers::{PASSWORD, TestApp, TestResponse, spawn_app_with};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Times `a` and `b` alternately, `rounds` times each, and returns the medians.
+async fn interleaved_medians<'a, F, Fut>(rounds: usize, mut call: F) -> (Duration, Duration)
+where
+    F: FnMut(bool) -> Fut,
+    Fut: std::future::Future<Output = TestResponse> + 'a,
+{
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for round in 0..rounds * 2 {
+        let first = round % 2 == 0;
+        let start = Instant::now();
+        call(first).await;
+        let took = start.elapsed();
+        if first { a.push(took) } else { b.push(took) }
+    }
+    (median(a), median(b))
+}
+
+fn relative_difference(a: Duration, b: Duration) -> f64 {
+    (a.as_secs_f64() - b.as_secs_f64()).abs() / a.as_secs_f64().max(b.as_secs_f64())
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_take_the_same_time() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // A hash that dominates the request time, as in production.
+    let app = spawn_app_with(|c| {
+        c.password.scrypt_log_n = 12;
+        c.password.scrypt_p = 1;
+    })
+    .await;
+    app.register("ann", "ann@example.com", PASSWORD).await;
+    let (unknown, wrong) = interleaved_medians(40, |first| {
+        let app: &TestApp = &app;
+        async move {
+            if first {
+                app.login("ghost", "some-password").await
+            } else {
+                app.login("ann", "some-password").await
+            }
+        }
+    })
+    .await;
+    let difference = relative_difference(unknown, wrong);
+    assert!(
+        difference <= 0.10,
+        "medians differ by {:.1}%: unknown {unknown:?}, wrong password {wrong:?}",
+        difference * 100.0
+    );
+}
+
+#[tokio::test]
+async fn a_reset_for_an_unknown_address_takes_the_time_of_a_known_one() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with(|c| c.reset.reveal_unknown_email = false).await;
+    app.register("ann", "ann@example.com", PASSWORD).await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..30 {
+        for (email, samples) in [
+            ("ann@example.com", &mut known),
+            ("nobody@example.com", &mut unknown),
+        ] {
+            let start = Instant::now();
+            app.request_reset(email).await;
+            samples.push(start.elapsed());
+            // Untimed: let the known address's mail leave before the next
+            // sample, so that its delivery does not weigh on the other case.
+            wait_for_empty_outbox(&app).await;
+        }
+    }
+    let (known, unknown) = (median(known), median(unknown));
+    // Both answers wait for the same committed write (an fsync, which
+    // varies more than a hash: hence the wider bound than for login).
+    let difference = relative_difference(known, unknown);
+    assert!(
+        difference <= 0.25,
+        "medians differ by {:.1}%: known {known:?}, unknown {unknown:?}",
+        difference * 100.0
+    );
+}
+
+async fn wait_for_empty_outbox(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.scalar::<i64>("SELECT COUNT(*) FROM outbox") > 0 {
+        assert!(Instant::now() < deadline, "the outbox did not drain");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
