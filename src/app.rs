@@ -17,6 +17,7 @@ use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::Store;
 use crate::tokens::Tokens;
+use crate::validate::PasswordPolicy;
 
 const SECRET_SETTING: &str = "jwt_secret";
 
@@ -61,6 +62,7 @@ impl Server {
         .context("starting password hashing threads")?;
         let resets = Arc::new(ResetLinks::new(secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;
+        let password_policy = Arc::new(PasswordPolicy::from_config(&config.password));
 
         let listener = tokio::net::TcpListener::bind(config.server.bind)
             .await
@@ -83,6 +85,7 @@ impl Server {
             tokens: Arc::new(tokens),
             hasher,
             resets,
+            password_policy,
             mail_queued,
         };
         let limits = http::Limits {

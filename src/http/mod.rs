@@ -30,6 +30,7 @@ use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::Store;
 use crate::tokens::Tokens;
+use crate::validate::PasswordPolicy;
 
 pub use input::Request;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub hasher: Hasher,
     pub resets: Arc<ResetLinks>,
+    /// The rules for new passwords, from `config.password`.
+    pub password_policy: Arc<PasswordPolicy>,
     /// Poked after mail is queued so the outbox worker sends it at once.
     pub mail_queued: Arc<Notify>,
 }

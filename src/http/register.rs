@@ -11,7 +11,7 @@ use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
 use crate::error::ApiError;
 use crate::store::{InsertUser, NewUser};
 use crate::tokens::unix_now;
-use crate::validate::{Email, Username, check_new_password};
+use crate::validate::{Email, Username};
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     endpoint(api_path(&["register"]), POST, state, register)
@@ -46,7 +46,10 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
     if state.store.user_by_email_key(email.key())?.is_some() {
         return Err(ApiError::message(EMAIL_TAKEN));
     }
-    check_new_password(&password, state.config.password.min_length).map_err(ApiError::Message)?;
+    state
+        .password_policy
+        .check(&password, username.as_str(), email.address())
+        .map_err(ApiError::Message)?;
 
     let user = NewUser {
         username: username.into_string(),
