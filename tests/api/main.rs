@@ -13,6 +13,7 @@ mod interop;
 mod login;
 mod mail;
 mod password_reset;
+mod password_rules;
 mod process;
 mod profile;
 mod refresh;
