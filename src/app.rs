@@ -19,6 +19,7 @@ use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::Store;
 use crate::tokens::Tokens;
+use crate::validate::PasswordPolicy;
 
 const SECRET_SETTING: &str = "jwt_secret";
 const RESET_SECRET_SETTING: &str = "reset_secret";
@@ -85,6 +86,7 @@ impl Server {
         )?;
         let resets = Arc::new(ResetLinks::new(reset_secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;
+        let password_policy = Arc::new(PasswordPolicy::from_config(&config.password));
 
         let listener = tokio::net::TcpListener::bind(config.server.bind)
             .await
@@ -121,6 +123,7 @@ impl Server {
             tokens: Arc::new(tokens),
             hasher,
             resets,
+            password_policy,
             mail_queued,
             clock,
             limits,

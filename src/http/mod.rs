@@ -33,6 +33,7 @@ use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::Store;
 use crate::tokens::Tokens;
+use crate::validate::PasswordPolicy;
 
 pub use input::Request;
 
@@ -44,6 +45,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub hasher: Hasher,
     pub resets: Arc<ResetLinks>,
+    /// The rules for new passwords, from `config.password`.
+    pub password_policy: Arc<PasswordPolicy>,
     /// Poked after mail is queued so the outbox worker sends it at once.
     pub mail_queued: Arc<Notify>,
     pub clock: SharedClock,

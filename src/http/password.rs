@@ -13,7 +13,7 @@ use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
 use crate::error::ApiError;
 use crate::reset::{LINK_PLACEHOLDER, decode_uid};
 use crate::store::NewMail;
-use crate::validate::{check_new_password, email_lookup_key};
+use crate::validate::email_lookup_key;
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     endpoint(api_path(&["password", "reset"]), POST, state, request_reset)
@@ -138,7 +138,9 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
         ViewField::NotText => return Err(ApiError::message("New password must be a string")),
         ViewField::Text(password) => password,
     };
-    check_new_password(&new_password, state.config.password.min_length)
+    state
+        .password_policy
+        .check(&new_password, &user.username, &user.email)
         .map_err(ApiError::Message)?;
     let new_hash = state.hasher.hash(new_password).await?;
     // Checked again inside the write: of two racing confirmations, one wins.

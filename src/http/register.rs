@@ -10,7 +10,7 @@ use super::input::{ViewField, view_field};
 use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
 use crate::error::ApiError;
 use crate::store::{InsertUser, NewUser};
-use crate::validate::{Email, Username, check_new_password};
+use crate::validate::{Email, Username};
 
 pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
     endpoint(api_path(&["register"]), POST, state, register)
@@ -48,7 +48,10 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
     if state.store.user_by_email_key(email.key())?.is_some() {
         return Err(ApiError::message(EMAIL_TAKEN));
     }
-    check_new_password(&password, state.config.password.min_length).map_err(ApiError::Message)?;
+    state
+        .password_policy
+        .check(&password, username.as_str(), email.address())
+        .map_err(ApiError::Message)?;
 
     let now = state.clock.now();
     let user = NewUser {

@@ -15,6 +15,7 @@ mod limits;
 mod login;
 mod mail;
 mod password_reset;
+mod password_rules;
 mod process;
 mod profile;
 mod refresh;
