@@ -328,3 +328,23 @@ fn numbers_cover_every_numeric_setting() {
         }
     }
 }
+
+#[test]
+fn readme_states_the_range_of_every_number() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let rows: Vec<String> = Config::default()
+        .numbers()
+        .into_iter()
+        .map(|(key, _, range)| format!("| `{key}` | {} to {} |", range.start(), range.end()))
+        .collect();
+    let missing: Vec<&String> = rows
+        .iter()
+        .filter(|r| !readme.contains(r.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md lacks these rows:\n{}",
+        rows.join("\n")
+    );
+}

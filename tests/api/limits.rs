@@ -298,3 +298,40 @@ async fn forwarded_for_counts_only_from_trusted_proxies() {
         .await
         .assert(401, NO_ACCOUNT);
 }
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_logs_one_warning_naming_the_setting() {
+    use crate::process::Process;
+    let dir = tempfile::tempdir().unwrap();
+    let latch = Process::start(
+        dir.path(),
+        &["--smtp-port", "1"],
+        &[
+            ("LATCH_PASSWORD_SCRYPT_LOG_N", "4"),
+            ("LATCH_PASSWORD_SCRYPT_P", "1"),
+        ],
+    );
+    let base = format!("http://{}", latch.addr());
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = client
+            .post(format!("{base}/api/auth/login/"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"username": "ann", "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    latch.wait_for("LATCH_LIMITS_TRUSTED_PROXIES");
+    let output = latch.output();
+    assert_eq!(
+        output.matches("limits.trusted_proxies").count(),
+        1,
+        "{output}"
+    );
+    assert!(
+        !output.contains("203.0.113.9"),
+        "the claimed address is not logged"
+    );
+}

@@ -52,7 +52,7 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
     })
     .await;
     app.register("ann", "ann@example.com", PASSWORD).await;
-    let (unknown, wrong) = interleaved_medians(40, |first| {
+    let (unknown, wrong) = interleaved_medians(60, |first| {
         let app: &TestApp = &app;
         async move {
             if first {
