@@ -10,6 +10,7 @@ mod faults;
 mod fuzz;
 mod helpers;
 mod interop;
+mod keys;
 mod login;
 mod mail;
 mod password_reset;
