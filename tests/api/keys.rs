@@ -27,7 +27,7 @@ const ED_B_X: &str = "3G8O3GPpsA4CLaQCqRQsH2kxgfnY423_qY1f1zMmaXs";
 const RSA_A_KID: &str = "Xpypzlqo0ZMhrz_9E85P0nlC8gn-3xyKj5cMYCPLJ28";
 const RSA_B_KID: &str = "lIPA8SDFxeikwl-w1p2Nw4oYMsCx3XqIUaLuYJfXxzo";
 
-fn key_file(name: &str) -> PathBuf {
+pub(crate) fn key_file(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys")).join(name)
 }
 
@@ -36,7 +36,7 @@ fn read_key(name: &str) -> String {
 }
 
 /// Configures `algorithm` with the private key in `tests/keys/<key>`.
-fn with_key(algorithm: JwtAlgorithm, key: &str) -> impl FnOnce(&mut Config) {
+pub(crate) fn with_key(algorithm: JwtAlgorithm, key: &str) -> impl FnOnce(&mut Config) {
     let path = key_file(key);
     move |c| {
         c.jwt.algorithm = algorithm;
@@ -45,7 +45,12 @@ fn with_key(algorithm: JwtAlgorithm, key: &str) -> impl FnOnce(&mut Config) {
 }
 
 /// Signs `claims` as an attacker holding `tests/keys/<key>` would.
-fn sign_with_file(key: &str, algorithm: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+pub(crate) fn sign_with_file(
+    key: &str,
+    algorithm: Algorithm,
+    kid: Option<&str>,
+    claims: &Value,
+) -> String {
     let pem = read_key(key);
     let encoding = match algorithm {
         Algorithm::EdDSA => {
@@ -67,7 +72,7 @@ fn sign_with(key: &EncodingKey, algorithm: Algorithm, kid: Option<&str>, claims:
     jsonwebtoken::encode(&header, claims, key).unwrap()
 }
 
-fn header(token: &str) -> Value {
+pub(crate) fn header(token: &str) -> Value {
     let part = token.split('.').next().unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
