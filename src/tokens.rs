@@ -93,10 +93,10 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// Tokens as `config` describes them. `hmac_secret` signs with the HMAC
-    /// algorithms; with EdDSA and RS256 the key files are read (and unused
-    /// `hmac_secret` is ignored). Fails, naming the setting, on a key file
-    /// that is missing, unreadable or not a key for `config.algorithm`.
+    /// Tokens as `config` describes them. `hmac_secret` is the key of the
+    /// HMAC algorithms; EdDSA and RS256 do not use it but read their key
+    /// files here. Fails, naming the setting, on a key file that is missing,
+    /// unreadable or not a key for `config.algorithm`.
     pub fn new(config: &JwtConfig, hmac_secret: &[u8]) -> anyhow::Result<Tokens> {
         let algorithm = match config.algorithm {
             JwtAlgorithm::HS256 => Algorithm::HS256,
@@ -169,7 +169,7 @@ impl Tokens {
         let mut claims = self.new_claims(TokenType::Access, unix_now());
         self.stamp(&mut claims);
         let token = jsonwebtoken::encode(&self.header(), &claims, &self.encoding)
-            .context("jwt.private_key_file: signing a test token failed")?;
+            .with_context(|| format!("signing a test token with {:?} failed", self.algorithm))?;
         self.verify(&token, TokenType::Access)
             .map(drop)
             .map_err(|e| anyhow::anyhow!("a test token latch signed did not verify: {e:?}"))
@@ -248,10 +248,10 @@ impl Tokens {
     /// that string; `aud` that string, or a list of strings holding it.
     /// Unset, neither is looked at.
     fn check_iss_aud(&self, claims: &Claims) -> Result<(), TokenError> {
-        if let Some(issuer) = &self.issuer {
-            if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
-                return Err(TokenError::Invalid);
-            }
+        if let Some(issuer) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(TokenError::Invalid);
         }
         if let Some(audience) = &self.audience {
             let ok = match claims.get("aud") {
@@ -836,76 +836,48 @@ mod tests {
 
     #[test]
     fn bad_key_files_stop_start_up_naming_the_setting() {
-        let error = |customize: &dyn Fn(&mut JwtConfig)| {
-            let mut config = JwtConfig::default();
-            customize(&mut config);
-            format!("{:#}", Tokens::new(&config, SECRET).err().expect("refused"))
+        let config = |algorithm, key: &str, previous: &[&str]| JwtConfig {
+            algorithm,
+            private_key_file: Some(key_file(key)),
+            previous_public_key_files: previous.iter().map(|p| key_file(p)).collect(),
+            ..JwtConfig::default()
         };
-        let with_key =
-            |algorithm, key: &'static str| move |c: &mut JwtConfig| asymmetric(algorithm, key)(c);
-        let cases: Vec<(Box<dyn Fn(&mut JwtConfig)>, &str, &str)> = vec![
+        let (ed, rsa) = (JwtAlgorithm::EdDSA, JwtAlgorithm::RS256);
+        let private = "jwt.private_key_file";
+        let previous = "jwt.previous_public_key_files";
+        for (config, setting, detail) in [
+            (config(ed, "missing.pem", &[]), private, "No such file"),
+            (config(ed, "rsa-a.pem", &[]), private, "not an Ed25519 one"),
+            (config(rsa, "ed25519-a.pem", &[]), private, "not an RSA one"),
             (
-                Box::new(with_key(JwtAlgorithm::EdDSA, "missing.pem")),
-                "jwt.private_key_file",
-                "No such file",
-            ),
-            (
-                Box::new(with_key(JwtAlgorithm::EdDSA, "rsa-a.pem")),
-                "jwt.private_key_file",
-                "not an Ed25519 one",
-            ),
-            (
-                Box::new(with_key(JwtAlgorithm::RS256, "ed25519-a.pem")),
-                "jwt.private_key_file",
-                "not an RSA one",
-            ),
-            (
-                Box::new(with_key(JwtAlgorithm::EdDSA, "ed25519-a.pub.pem")),
-                "jwt.private_key_file",
+                config(ed, "ed25519-a.pub.pem", &[]),
+                private,
                 "it is a PEM PUBLIC KEY",
             ),
+            (config(ed, "README.md", &[]), private, "it is not PEM"),
+            (config(rsa, "rsa-1024.pem", &[]), private, "1024-bit"),
             (
-                Box::new(with_key(JwtAlgorithm::EdDSA, "README.md")),
-                "jwt.private_key_file",
-                "it is not PEM",
-            ),
-            (
-                Box::new(with_key(JwtAlgorithm::RS256, "rsa-1024.pem")),
-                "jwt.private_key_file",
-                "1024-bit",
-            ),
-            (
-                Box::new(with_key(JwtAlgorithm::EdDSA, "ed25519-encrypted.pem")),
-                "jwt.private_key_file",
+                config(ed, "ed25519-encrypted.pem", &[]),
+                private,
                 "it is encrypted",
             ),
             (
-                Box::new(|c: &mut JwtConfig| {
-                    asymmetric(JwtAlgorithm::EdDSA, "ed25519-a.pem")(c);
-                    c.previous_public_key_files = vec![key_file("rsa-a.pub.pem")];
-                }),
-                "jwt.previous_public_key_files",
+                config(ed, "ed25519-a.pem", &["rsa-a.pub.pem"]),
+                previous,
                 "not an Ed25519 one",
             ),
             (
-                Box::new(|c: &mut JwtConfig| {
-                    asymmetric(JwtAlgorithm::EdDSA, "ed25519-a.pem")(c);
-                    c.previous_public_key_files = vec![key_file("ed25519-b.pem")];
-                }),
-                "jwt.previous_public_key_files",
+                config(ed, "ed25519-a.pem", &["ed25519-b.pem"]),
+                previous,
                 "it is a PEM PRIVATE KEY",
             ),
             (
-                Box::new(|c: &mut JwtConfig| {
-                    asymmetric(JwtAlgorithm::RS256, "rsa-a.pem")(c);
-                    c.previous_public_key_files = vec![key_file("gone.pub.pem")];
-                }),
-                "jwt.previous_public_key_files",
+                config(rsa, "rsa-a.pem", &["gone.pub.pem"]),
+                previous,
                 "gone.pub.pem",
             ),
-        ];
-        for (customize, setting, detail) in cases {
-            let message = error(&*customize);
+        ] {
+            let message = format!("{:#}", Tokens::new(&config, SECRET).err().expect("refused"));
             assert!(
                 message.contains(setting) && message.contains(detail),
                 "{message}"
