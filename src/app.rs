@@ -51,24 +51,14 @@ impl Server {
             Duration::from_millis(db.busy_timeout_ms),
             db.pool_size,
         )?;
-        if config.jwt.algorithm.is_asymmetric() {
-            anyhow::bail!(
-                "jwt.algorithm = {:?} is not supported yet",
-                config.jwt.algorithm
-            );
-        }
         let secret = stored_secret(
             &store,
             config.jwt.secret.as_ref(),
             "jwt.secret",
             SECRET_SETTING,
         )?;
-        let tokens = Tokens::new(
-            secret.as_bytes(),
-            config.jwt.algorithm,
-            config.jwt.access_token_lifetime_secs,
-            config.jwt.refresh_token_lifetime_secs,
-        );
+        // With EdDSA/RS256 the key files sign and the secret is unused.
+        let tokens = Tokens::new(&config.jwt, secret.as_bytes())?;
         let threads = config.password.hash_threads();
         let hasher = Hasher::new(
             config.password.scrypt_params()?,

@@ -1,15 +1,24 @@
 //! JWTs shaped exactly as djangorestframework-simplejwt 5.5 makes them, so a
 //! Django service with the same signing key accepts latch's tokens and the
-//! other way round: claims `token_type`, `exp`, `iat`, `jti`, `user_id`.
+//! other way round: claims `token_type`, `exp`, `iat`, `jti`, `user_id`, then
+//! `aud` and `iss` when configured.
+//!
+//! HMAC tokens are exactly simplejwt's (no `kid`; one read is ignored). With
+//! EdDSA or RS256 every header names its key by `kid` (see `keys.rs`); a
+//! token is checked with the key its `kid` names, among the current one and
+//! `jwt.previous_public_key_files`, and nothing else.
+
+mod keys;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore as _;
 use serde_json::{Map, Value, json};
 
-use crate::config::JwtAlgorithm;
+use crate::config::{JwtAlgorithm, JwtConfig};
 
 pub type Claims = Map<String, Value>;
 
@@ -56,47 +65,114 @@ impl TokenError {
 pub struct TokenPair {
     pub refresh: String,
     pub access: String,
-    /// The refresh token's claims (its `jti` and `exp` are recorded).
+    /// The claims of `refresh`, as `verify` would return them.
     pub refresh_claims: Claims,
+}
+
+/// The keys tokens are checked with.
+enum Verifying {
+    /// HMAC: the shared secret.
+    Secret(DecodingKey),
+    /// EdDSA/RS256: the current public key first, then the previous ones.
+    Public(Vec<keys::PublicKey>),
 }
 
 pub struct Tokens {
     algorithm: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key's id, in every header; none with HMAC.
+    kid: Option<String>,
+    verifying: Verifying,
+    /// `{"keys": [...]}`; none with HMAC.
+    jwks: Option<Value>,
     validation: Validation,
+    issuer: Option<String>,
+    audience: Option<String>,
     access_lifetime: i64,
     refresh_lifetime: i64,
 }
 
 impl Tokens {
-    pub fn new(
-        secret: &[u8],
-        algorithm: JwtAlgorithm,
-        access_lifetime_secs: u64,
-        refresh_lifetime_secs: u64,
-    ) -> Tokens {
-        let algorithm = match algorithm {
+    /// Tokens as `config` describes them. `hmac_secret` is the key of the
+    /// HMAC algorithms; EdDSA and RS256 do not use it but read their key
+    /// files here. Fails, naming the setting, on a key file that is missing,
+    /// unreadable or not a key for `config.algorithm`.
+    pub fn new(config: &JwtConfig, hmac_secret: &[u8]) -> anyhow::Result<Tokens> {
+        let algorithm = match config.algorithm {
             JwtAlgorithm::HS256 => Algorithm::HS256,
             JwtAlgorithm::HS384 => Algorithm::HS384,
             JwtAlgorithm::HS512 => Algorithm::HS512,
             JwtAlgorithm::EdDSA => Algorithm::EdDSA,
             JwtAlgorithm::RS256 => Algorithm::RS256,
         };
+        let (encoding, kid, verifying, jwks) = if config.algorithm.is_asymmetric() {
+            let path = config.private_key_file.as_deref().with_context(|| {
+                format!(
+                    "invalid jwt.private_key_file: jwt.algorithm = {:?} signs with a private key; give its PEM file",
+                    config.algorithm
+                )
+            })?;
+            let signing = keys::private_key(config.algorithm, path)?;
+            let mut public = vec![signing.public];
+            for path in &config.previous_public_key_files {
+                let key = keys::previous_public_key(config.algorithm, path)?;
+                // The current key listed again (a rotation half done) counts once.
+                if public.iter().all(|k| k.kid != key.kid) {
+                    public.push(key);
+                }
+            }
+            let jwks = json!({"keys": public.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+            let kid = public[0].kid.clone();
+            (
+                signing.encoding,
+                Some(kid),
+                Verifying::Public(public),
+                Some(jwks),
+            )
+        } else {
+            (
+                EncodingKey::from_secret(hmac_secret),
+                None,
+                Verifying::Secret(DecodingKey::from_secret(hmac_secret)),
+                None,
+            )
+        };
         let mut validation = Validation::new(algorithm);
-        // simplejwt's defaults: no leeway, and `exp` checked by us when missing
-        // so that the message can say so.
-        validation.leeway = 0;
+        // simplejwt's defaults: `exp` checked by us when missing so that the
+        // message can say so; `nbf` checked when present, as PyJWT does; `iss`
+        // and `aud` checked by us, as PyJWT does (see `check_iss_aud`).
+        validation.leeway = config.leeway_secs;
+        validation.validate_nbf = true;
         validation.required_spec_claims.clear();
         validation.validate_aud = false;
-        Tokens {
+        let tokens = Tokens {
             algorithm,
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding,
+            kid,
+            verifying,
+            jwks,
             validation,
-            access_lifetime: i64::try_from(access_lifetime_secs).unwrap_or(i64::MAX / 2),
-            refresh_lifetime: i64::try_from(refresh_lifetime_secs).unwrap_or(i64::MAX / 2),
-        }
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_lifetime: i64::try_from(config.access_token_lifetime_secs)
+                .unwrap_or(i64::MAX / 2),
+            refresh_lifetime: i64::try_from(config.refresh_token_lifetime_secs)
+                .unwrap_or(i64::MAX / 2),
+        };
+        tokens.self_check()?;
+        Ok(tokens)
+    }
+
+    /// Signs and verifies one token, so that a key which cannot sign stops
+    /// latch at start-up rather than failing a login later.
+    fn self_check(&self) -> anyhow::Result<()> {
+        let mut claims = self.new_claims(TokenType::Access, unix_now());
+        self.stamp(&mut claims);
+        let token = jsonwebtoken::encode(&self.header(), &claims, &self.encoding)
+            .with_context(|| format!("signing a test token with {:?} failed", self.algorithm))?;
+        self.verify(&token, TokenType::Access)
+            .map(drop)
+            .map_err(|e| anyhow::anyhow!("a test token latch signed did not verify: {e:?}"))
     }
 
     /// What a login returns.
@@ -104,6 +180,7 @@ impl Tokens {
         let now = unix_now();
         let mut refresh = self.new_claims(TokenType::Refresh, now);
         refresh.insert("user_id".into(), json!(user_id.to_string()));
+        self.stamp(&mut refresh);
         let access = self.access_from(&refresh, now);
         TokenPair {
             refresh: self.sign(&refresh),
@@ -119,14 +196,24 @@ impl Tokens {
         self.sign(&self.access_from(refresh, unix_now()))
     }
 
-    /// Checks signature, algorithm, expiry and the claims simplejwt requires.
+    /// The public keys tokens are checked with, as a JWK Set; none with HMAC.
+    pub fn jwks(&self) -> Option<Value> {
+        self.jwks.clone()
+    }
+
+    /// Checks signature, algorithm, key id, expiry and the claims simplejwt
+    /// requires.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
+        let key = self.key_for(token).ok_or(TokenError::Invalid)?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid,
+                }
             })?;
         let claims = data.claims;
+        self.check_iss_aud(&claims)?;
         if !claims.contains_key("exp") {
             return Err(TokenError::NoExp);
         }
@@ -138,6 +225,48 @@ impl Tokens {
             Some(t) if t != expected.as_str() => Err(TokenError::WrongType),
             Some(_) => Ok(claims),
         }
+    }
+
+    /// The key `token` may be checked with. An HMAC token's `kid` means
+    /// nothing (simplejwt ignores it); an asymmetric one must be of the
+    /// configured algorithm and name one of our keys.
+    fn key_for(&self, token: &str) -> Option<&DecodingKey> {
+        match &self.verifying {
+            Verifying::Secret(key) => Some(key),
+            Verifying::Public(keys) => {
+                let header = jsonwebtoken::decode_header(token).ok()?;
+                if header.alg != self.algorithm {
+                    return None;
+                }
+                let kid = header.kid?;
+                keys.iter().find(|k| k.kid == kid).map(|k| &k.decoding)
+            }
+        }
+    }
+
+    /// PyJWT's checks with simplejwt's ISSUER and AUDIENCE set: `iss` must be
+    /// that string; `aud` that string, or a list of strings holding it.
+    /// Unset, neither is looked at.
+    fn check_iss_aud(&self, claims: &Claims) -> Result<(), TokenError> {
+        if let Some(issuer) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(TokenError::Invalid);
+        }
+        if let Some(audience) = &self.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(aud)) => aud == audience,
+                Some(Value::Array(auds)) => {
+                    auds.iter().all(Value::is_string)
+                        && auds.iter().any(|a| a.as_str() == Some(audience.as_str()))
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(TokenError::Invalid);
+            }
+        }
+        Ok(())
     }
 
     fn new_claims(&self, kind: TokenType, now: i64) -> Claims {
@@ -160,12 +289,30 @@ impl Tokens {
                 access.insert(name.clone(), value.clone());
             }
         }
+        self.stamp(&mut access);
         access
     }
 
+    /// `aud` then `iss`, after the other claims, as simplejwt's
+    /// `TokenBackend.encode` adds them (a claim already there keeps its place).
+    fn stamp(&self, claims: &mut Claims) {
+        if let Some(audience) = &self.audience {
+            claims.insert("aud".into(), json!(audience));
+        }
+        if let Some(issuer) = &self.issuer {
+            claims.insert("iss".into(), json!(issuer));
+        }
+    }
+
+    fn header(&self) -> Header {
+        let mut header = Header::new(self.algorithm);
+        header.kid = self.kid.clone();
+        header
+    }
+
     fn sign(&self, claims: &Claims) -> String {
-        jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.encoding)
-            .expect("HMAC signing of a JSON map cannot fail")
+        jsonwebtoken::encode(&self.header(), claims, &self.encoding)
+            .expect("the key signed a test token at start-up")
     }
 }
 
@@ -201,7 +348,17 @@ mod tests {
     const SECRET: &[u8] = b"test-secret-that-is-long-enough-for-hs256";
 
     fn tokens() -> Tokens {
-        Tokens::new(SECRET, JwtAlgorithm::HS256, 300, 86400)
+        tokens_with(|_| {})
+    }
+
+    fn tokens_with(customize: impl FnOnce(&mut JwtConfig)) -> Tokens {
+        let mut config = JwtConfig {
+            access_token_lifetime_secs: 300,
+            refresh_token_lifetime_secs: 86400,
+            ..JwtConfig::default()
+        };
+        customize(&mut config);
+        Tokens::new(&config, SECRET).unwrap()
     }
 
     fn payload(token: &str) -> Value {
@@ -357,5 +514,374 @@ mod tests {
         assert_eq!(user_id(&claims(json!("x"))), None);
         assert_eq!(user_id(&claims(json!(null))), None);
         assert_eq!(user_id(&Claims::new()), None);
+    }
+
+    // Asymmetric keys. The kids below were computed apart from latch, with
+    // `openssl pkey -outform DER` and Python's hashlib (RFC 7638 by hand).
+
+    const ED_A_KID: &str = "rsmxqqbdTDyrq49v1-Gx0Sj8UTWD0qZVjk0DdcqmvIo";
+    const ED_A_X: &str = "nywbzDJZUCNdW1xi5zaQn0YCODOWFkn2CVBtELe22is";
+    const ED_B_KID: &str = "FY1rZvi8UWGncPoc1XWeINr5NxAieOKru7TqAlqTGJw";
+    const RSA_A_KID: &str = "Xpypzlqo0ZMhrz_9E85P0nlC8gn-3xyKj5cMYCPLJ28";
+
+    fn key_file(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/keys")
+            .join(name)
+    }
+
+    fn asymmetric(algorithm: JwtAlgorithm, key: &str) -> impl FnOnce(&mut JwtConfig) {
+        let path = key_file(key);
+        move |c| {
+            c.algorithm = algorithm;
+            c.private_key_file = Some(path);
+        }
+    }
+
+    fn header(token: &str) -> Value {
+        let part = token.split('.').next().unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn member_names(jwk: &Value) -> Vec<&str> {
+        let mut names: Vec<&str> = jwk
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    #[test]
+    fn hmac_tokens_have_no_kid_and_there_is_no_jwks() {
+        let t = tokens();
+        assert_eq!(t.jwks(), None);
+        let pair = t.issue_pair(1);
+        assert_eq!(header(&pair.access), json!({"typ": "JWT", "alg": "HS256"}));
+        // simplejwt ignores a kid on an HMAC token; so does latch.
+        let now = unix_now();
+        let mut with_kid = Header::new(Algorithm::HS256);
+        with_kid.kid = Some("whatever".into());
+        let token = jsonwebtoken::encode(
+            &with_kid,
+            &json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "a", "user_id": "1"}),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(t.verify(&token, TokenType::Access).is_ok());
+    }
+
+    #[test]
+    fn eddsa_header_names_the_rfc_7638_thumbprint_and_jwks_has_only_public_members() {
+        let t = tokens_with(asymmetric(JwtAlgorithm::EdDSA, "ed25519-a.pem"));
+        let pair = t.issue_pair(3);
+        for token in [&pair.access, &pair.refresh] {
+            assert_eq!(
+                header(token),
+                json!({"typ": "JWT", "alg": "EdDSA", "kid": ED_A_KID})
+            );
+        }
+        assert_eq!(
+            t.verify(&pair.refresh, TokenType::Refresh).unwrap(),
+            pair.refresh_claims
+        );
+        assert!(t.verify(&pair.access, TokenType::Access).is_ok());
+        let jwks = t.jwks().unwrap();
+        assert_eq!(
+            jwks,
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": ED_A_X, "kid": ED_A_KID, "alg": "EdDSA", "use": "sig"}]})
+        );
+    }
+
+    #[test]
+    fn rs256_header_names_the_thumbprint_and_jwks_has_n_and_e_only() {
+        let t = tokens_with(asymmetric(JwtAlgorithm::RS256, "rsa-a.pem"));
+        let pair = t.issue_pair(3);
+        assert_eq!(
+            header(&pair.access),
+            json!({"typ": "JWT", "alg": "RS256", "kid": RSA_A_KID})
+        );
+        assert!(t.verify(&pair.access, TokenType::Access).is_ok());
+        let jwks = t.jwks().unwrap();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            member_names(&keys[0]),
+            ["alg", "e", "kid", "kty", "n", "use"]
+        );
+        assert_eq!(keys[0]["kty"], "RSA");
+        assert_eq!(keys[0]["e"], "AQAB");
+        assert_eq!(keys[0]["kid"], RSA_A_KID);
+        // 2048 bits, base64url without padding.
+        assert_eq!(keys[0]["n"].as_str().unwrap().len(), 342);
+    }
+
+    #[test]
+    fn previous_public_keys_are_published_and_verify_by_kid() {
+        let old = tokens_with(asymmetric(JwtAlgorithm::EdDSA, "ed25519-a.pem"));
+        let old_token = old.issue_pair(5).access;
+        let t = tokens_with(|c| {
+            asymmetric(JwtAlgorithm::EdDSA, "ed25519-b.pem")(c);
+            // The current key listed too (a rotation half done) counts once.
+            c.previous_public_key_files =
+                vec![key_file("ed25519-a.pub.pem"), key_file("ed25519-b.pub.pem")];
+        });
+        assert!(t.verify(&old_token, TokenType::Access).is_ok());
+        assert_eq!(header(&t.issue_pair(5).access)["kid"], ED_B_KID);
+        let kids: Vec<Value> = t.jwks().unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect();
+        assert_eq!(kids, [ED_B_KID, ED_A_KID]);
+
+        // Without A listed, A's tokens are refused.
+        let b_only = tokens_with(asymmetric(JwtAlgorithm::EdDSA, "ed25519-b.pem"));
+        assert_eq!(
+            b_only.verify(&old_token, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn asymmetric_tokens_need_a_known_kid_and_the_configured_algorithm() {
+        let t = tokens_with(asymmetric(JwtAlgorithm::EdDSA, "ed25519-a.pem"));
+        let now = unix_now();
+        let claims = json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "a", "user_id": "1"});
+        let a = tokens_with(asymmetric(JwtAlgorithm::EdDSA, "ed25519-a.pem"));
+        let signed_by_a = |kid: Option<&str>| {
+            let mut h = Header::new(Algorithm::EdDSA);
+            h.kid = kid.map(String::from);
+            jsonwebtoken::encode(&h, &claims, &a.encoding).unwrap()
+        };
+        assert!(
+            t.verify(&signed_by_a(Some(ED_A_KID)), TokenType::Access)
+                .is_ok()
+        );
+        for forged in [
+            signed_by_a(None),
+            signed_by_a(Some("unknown")),
+            signed_by_a(Some("")),
+        ] {
+            assert_eq!(
+                t.verify(&forged, TokenType::Access),
+                Err(TokenError::Invalid)
+            );
+        }
+        // Key B, naming A's kid.
+        let b = tokens_with(asymmetric(JwtAlgorithm::EdDSA, "ed25519-b.pem"));
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(ED_A_KID.into());
+        let forged = jsonwebtoken::encode(&h, &claims, &b.encoding).unwrap();
+        assert_eq!(
+            t.verify(&forged, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+        // HS256 keyed with the public key's raw bytes, naming its kid.
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some(ED_A_KID.into());
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(ED_A_X)
+            .unwrap();
+        let forged = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(&x)).unwrap();
+        assert_eq!(
+            t.verify(&forged, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+        // The HMAC secret handed to Tokens::new signs nothing with EdDSA.
+        let forged = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+        assert_eq!(
+            t.verify(&forged, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn iss_and_aud_follow_simplejwts_claims_and_are_required_when_configured() {
+        let t = tokens_with(|c| {
+            c.issuer = Some("https://auth.example.com".into());
+            c.audience = Some("example-api".into());
+        });
+        let pair = t.issue_pair(9);
+        for token in [&pair.refresh, &pair.access] {
+            let claims = payload(token);
+            let names: Vec<&str> = claims
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            assert_eq!(
+                names,
+                ["token_type", "exp", "iat", "jti", "user_id", "aud", "iss"]
+            );
+            assert_eq!(claims["aud"], "example-api");
+            assert_eq!(claims["iss"], "https://auth.example.com");
+        }
+        assert_eq!(
+            pair.refresh_claims,
+            payload(&pair.refresh).as_object().unwrap().clone()
+        );
+        let refreshed = t.access_for_refresh(&pair.refresh_claims);
+        let names: Vec<String> = payload(&refreshed)
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            names,
+            ["token_type", "exp", "iat", "jti", "user_id", "aud", "iss"]
+        );
+        assert!(t.verify(&refreshed, TokenType::Access).is_ok());
+
+        let now = unix_now();
+        let base = json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "a", "user_id": "1",
+                          "aud": "example-api", "iss": "https://auth.example.com"});
+        let with = |key: &str, value: Option<Value>| {
+            let mut c = base.clone();
+            match value {
+                Some(v) => c[key] = v,
+                None => drop(c.as_object_mut().unwrap().remove(key)),
+            }
+            signed(c, Algorithm::HS256)
+        };
+        assert!(
+            t.verify(
+                &with("aud", Some(json!(["other", "example-api"]))),
+                TokenType::Access
+            )
+            .is_ok()
+        );
+        for bad in [
+            with("iss", None),
+            with("iss", Some(json!("https://evil.example.com"))),
+            with("iss", Some(json!(["https://auth.example.com"]))),
+            with("aud", None),
+            with("aud", Some(json!("other-api"))),
+            with("aud", Some(json!(["other-api"]))),
+            with("aud", Some(json!(["example-api", 1]))),
+        ] {
+            assert_eq!(t.verify(&bad, TokenType::Access), Err(TokenError::Invalid));
+        }
+        // Expiry is judged first, as PyJWT does.
+        let mut expired = base.clone();
+        expired["exp"] = json!(now - 10);
+        expired["iss"] = json!("https://evil.example.com");
+        assert_eq!(
+            t.verify(&signed(expired, Algorithm::HS256), TokenType::Access),
+            Err(TokenError::Expired)
+        );
+
+        // Not configured: a foreign token's aud and iss are not looked at.
+        assert!(
+            tokens()
+                .verify(&with("aud", Some(json!("other-api"))), TokenType::Access)
+                .is_ok()
+        );
+        assert!(
+            tokens()
+                .verify(&with("iss", Some(json!(7))), TokenType::Access)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn leeway_forgives_a_second_of_clock_skew_on_exp_and_nbf_only_when_configured() {
+        let now = unix_now();
+        let claims = |extra: Value| {
+            let mut c = json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "a", "user_id": "1"});
+            c.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            signed(c, Algorithm::HS256)
+        };
+        let expired = claims(json!({"exp": now - 1}));
+        let not_yet = claims(json!({"nbf": now + 2}));
+        let strict = tokens();
+        assert_eq!(
+            strict.verify(&expired, TokenType::Access),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            strict.verify(&not_yet, TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+        assert!(
+            strict
+                .verify(&claims(json!({"nbf": now - 1})), TokenType::Access)
+                .is_ok()
+        );
+
+        let lenient = tokens_with(|c| c.leeway_secs = 5);
+        assert!(lenient.verify(&expired, TokenType::Access).is_ok());
+        assert!(lenient.verify(&not_yet, TokenType::Access).is_ok());
+        assert_eq!(
+            lenient.verify(&claims(json!({"exp": now - 10})), TokenType::Access),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            lenient.verify(&claims(json!({"nbf": now + 10})), TokenType::Access),
+            Err(TokenError::Invalid)
+        );
+    }
+
+    #[test]
+    fn bad_key_files_stop_start_up_naming_the_setting() {
+        let config = |algorithm, key: &str, previous: &[&str]| JwtConfig {
+            algorithm,
+            private_key_file: Some(key_file(key)),
+            previous_public_key_files: previous.iter().map(|p| key_file(p)).collect(),
+            ..JwtConfig::default()
+        };
+        let (ed, rsa) = (JwtAlgorithm::EdDSA, JwtAlgorithm::RS256);
+        let private = "jwt.private_key_file";
+        let previous = "jwt.previous_public_key_files";
+        for (config, setting, detail) in [
+            (config(ed, "missing.pem", &[]), private, "No such file"),
+            (config(ed, "rsa-a.pem", &[]), private, "not an Ed25519 one"),
+            (config(rsa, "ed25519-a.pem", &[]), private, "not an RSA one"),
+            (
+                config(ed, "ed25519-a.pub.pem", &[]),
+                private,
+                "it is a PEM PUBLIC KEY",
+            ),
+            (config(ed, "README.md", &[]), private, "it is not PEM"),
+            (config(rsa, "rsa-1024.pem", &[]), private, "1024-bit"),
+            (
+                config(ed, "ed25519-encrypted.pem", &[]),
+                private,
+                "it is encrypted",
+            ),
+            (
+                config(ed, "ed25519-a.pem", &["rsa-a.pub.pem"]),
+                previous,
+                "not an Ed25519 one",
+            ),
+            (
+                config(ed, "ed25519-a.pem", &["ed25519-b.pem"]),
+                previous,
+                "it is a PEM PRIVATE KEY",
+            ),
+            (
+                config(rsa, "rsa-a.pem", &["gone.pub.pem"]),
+                previous,
+                "gone.pub.pem",
+            ),
+        ] {
+            let message = format!("{:#}", Tokens::new(&config, SECRET).err().expect("refused"));
+            assert!(
+                message.contains(setting) && message.contains(detail),
+                "{message}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod input;
+mod jwks;
 mod password;
 mod register;
 mod serve;
@@ -72,7 +73,7 @@ pub type HandlerResult = Result<Response, ApiError>;
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let api = health(&state)
+    let mut api = health(&state)
         .or(auth::routes(&state))
         .unify()
         .or(register::routes(&state))
@@ -81,9 +82,11 @@ pub fn routes(
         .unify()
         .or(tokens::routes(&state))
         .unify()
-        .or(not_found())
-        .unify()
         .boxed();
+    if let Some(jwks) = jwks::routes(&state) {
+        api = api.or(jwks).unify().boxed();
+    }
+    let api = api.or(not_found()).unify().boxed();
     let api = match cors(&state.config.cors.allowed_origins) {
         Some(cors) => api.with(cors).map(warp::Reply::into_response).boxed(),
         None => api,

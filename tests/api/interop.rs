@@ -1,6 +1,7 @@
 //! Interoperability with the real djangorestframework-simplejwt: a Django
 //! service with the same signing key accepts latch's tokens, latch accepts
-//! Django's, and both refuse bad tokens in the same words.
+//! Django's, and both refuse bad tokens in the same words. With EdDSA and
+//! RS256, PyJWT and simplejwt (JWK_URL) verify latch's tokens with its JWKS.
 //!
 //! Needs Python with tests/interop/requirements.txt installed: set
 //! LATCH_INTEROP_PYTHON to that interpreter (`.ci/run` does). Without it the
@@ -12,7 +13,10 @@ use std::process::{Command, Stdio};
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
-use crate::helpers::{TEST_SECRET, claims, now, sign, spawn_app};
+use latch::config::JwtAlgorithm;
+
+use crate::helpers::{TEST_SECRET, claims, now, sign, spawn_app, spawn_app_with};
+use crate::keys::{header, sign_with_file, with_key};
 
 fn python() -> Option<String> {
     let python = std::env::var("LATCH_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -35,10 +39,12 @@ fn python() -> Option<String> {
 }
 
 fn ask_simplejwt(python: &str, job: &Value) -> Value {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/interop/simplejwt_oracle.py"
-    );
+    ask(python, "simplejwt_oracle.py", job)
+}
+
+/// Runs `tests/interop/<script>` with `job` as JSON on stdin; its JSON answer.
+fn ask(python: &str, script: &str, job: &Value) -> Value {
+    let script = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -133,6 +139,83 @@ async fn latch_and_simplejwt_accept_each_others_tokens() {
             r.json()["messages"][0]["message"],
             verdict["message"],
             "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pyjwt_and_simplejwt_verify_eddsa_and_rs256_tokens_with_the_jwks() {
+    let Some(python) = python() else { return };
+    for (algorithm, key, other_key, issuer, audience) in [
+        (
+            JwtAlgorithm::EdDSA,
+            "ed25519-a.pem",
+            "ed25519-b.pem",
+            None,
+            None,
+        ),
+        (
+            JwtAlgorithm::RS256,
+            "rsa-a.pem",
+            "rsa-b.pem",
+            Some("https://auth.example.com"),
+            Some("example-api"),
+        ),
+    ] {
+        let app = spawn_app_with(|c| {
+            with_key(algorithm, key)(c);
+            c.jwt.issuer = issuer.map(String::from);
+            c.jwt.audience = audience.map(String::from);
+        })
+        .await;
+        let (access, refresh) = app.user_with_tokens("alice").await;
+        let r = app.get("/.well-known/jwks.json", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let kid = header(&access)["kid"].clone();
+        let alg = header(&access)["alg"].clone();
+        // Signed by another key under our kid: PyJWT must see through it.
+        let forged = sign_with_file(
+            other_key,
+            serde_json::from_value(alg.clone()).unwrap(),
+            kid.as_str(),
+            &claims(&access),
+        );
+        let job = json!({
+            "jwks": r.json(), "jwks_url": app.url("/.well-known/jwks.json"),
+            "algorithm": alg, "issuer": issuer, "audience": audience,
+            "user_id": 1, "username": "alice",
+            "tokens": {"access": access, "refresh": refresh},
+            "forged": {"other_key": forged},
+        });
+        // The script fetches the JWKS from this test's server: off the runtime.
+        let answer = {
+            let python = python.clone();
+            tokio::task::spawn_blocking(move || ask(&python, "jwks_oracle.py", &job))
+                .await
+                .unwrap()
+        };
+        for (name, token) in [("access", &access), ("refresh", &refresh)] {
+            let verdict = &answer["pyjwt"][name];
+            assert_eq!(verdict["ok"], true, "{alg} {name}: {answer}");
+            assert_eq!((&verdict["kid"], &verdict["alg"]), (&kid, &alg), "{name}");
+            assert_eq!(verdict["claims"], claims(token), "{alg} {name}");
+            let names = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+            assert_eq!(names(&verdict["claims"]), names(&claims(token)));
+        }
+        assert_eq!(claims(&access)["iss"].as_str(), issuer);
+        let refused = &answer["pyjwt_forged"]["other_key"];
+        assert_eq!(refused["ok"], false, "{answer}");
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("InvalidSignatureError"),
+            "{refused}"
+        );
+        assert_eq!(
+            answer["simplejwt_authenticates"],
+            json!({"ok": true, "user_id": 1}),
+            "{alg}"
         );
     }
 }

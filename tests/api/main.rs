@@ -11,6 +11,7 @@ mod faults;
 mod fuzz;
 mod helpers;
 mod interop;
+mod keys;
 mod limits;
 mod login;
 mod mail;
