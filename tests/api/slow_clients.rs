@@ -175,3 +175,32 @@ async fn a_connection_that_never_sends_anything_is_closed() {
     let mut silent = TcpStream::connect(app.addr).await.unwrap();
     read_until_closed(&mut silent, Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn an_http2_prior_knowledge_client_is_turned_away_at_once() {
+    // HTTP/2 would escape the header read timeout (it is an HTTP/1 setting),
+    // so latch speaks HTTP/1.1 only. Default timeouts: header 10 s, idle 30 s.
+    let app = spawn_app_with(|_| {}).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open 3 s after the HTTP/2 preface (got {answer:?})"
+    );
+    // An HTTP/2 server answers the preface with a SETTINGS frame: a 3-byte
+    // length, then type 0x4.
+    assert!(
+        !(answer.len() >= 9 && answer[3] == 0x4),
+        "an HTTP/2 SETTINGS frame came back: {answer:?}"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 "),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+}
