@@ -17,8 +17,13 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
             .await
             .assert(200, r#"{"message":"Password reset link sent"}"#);
     }
-    // Give the worker time to fail at least once.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The worker has tried (and failed) each of them at least once.
+    wait_until(
+        Duration::from_secs(5),
+        "the worker never tried the queued mail",
+        || app.scalar::<i64>("SELECT MIN(attempts) FROM outbox") >= 1,
+    )
+    .await;
     assert_eq!(app.store().queued_mail_count().unwrap(), 3);
     assert!(app.smtp.received().is_empty());
 
@@ -29,8 +34,12 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
     let tokens: std::collections::HashSet<String> =
         mails.iter().map(|m| m.reset_params().1).collect();
     assert_eq!(tokens.len(), 3);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(app.store().queued_mail_count().unwrap(), 0);
+    wait_until(
+        Duration::from_secs(5),
+        "delivered mail stayed in the outbox",
+        || app.store().queued_mail_count().unwrap() == 0,
+    )
+    .await;
 }
 
 #[tokio::test]

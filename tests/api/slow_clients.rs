@@ -154,10 +154,10 @@ async fn connections_beyond_the_limit_wait_their_turn() {
         c.server.idle_timeout_secs = 1;
     })
     .await;
-    // Two idle connections take both slots...
+    // Two idle connections take both slots (the kernel's accept queue is
+    // first come, first served, so they are accepted before the third)...
     let _a = TcpStream::connect(app.addr).await.unwrap();
     let _b = TcpStream::connect(app.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     // ...so a third request is served only once the idle timeout frees one.
     let start = Instant::now();
     let r = app.client.get(app.url("/healthz")).send().await.unwrap();
