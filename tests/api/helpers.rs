@@ -296,6 +296,12 @@ pub fn now() -> i64 {
     latch::tokens::unix_now()
 }
 
+/// True under CI=true, as CI runs the suite: a test whose tools are missing
+/// must then fail, not skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
 /// Waits until `done` holds, checking every 20 ms; fails the test with
 /// `what` if it does not within `timeout`. For events the test cannot be
 /// told about directly (a row going away, a worker having tried).
