@@ -4,7 +4,10 @@
 # Usage: bench/soak.sh [--latch PATH] [--seconds N]   (default: a release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } || {
+    echo "soak: wrk is not installed and could not be installed" >&2
+    exit 1
+}
 if [[ " $* " != *" --latch "* ]]; then
     cargo build --release --quiet --bin latch
 fi

@@ -1,9 +1,13 @@
 //! Delivering the outbox. Mail is queued in the database by the request that
 //! causes it (in the same transaction); this worker sends it, promptly when
 //! woken, with growing pauses while the server refuses, and again after a
-//! restart. Delivery is at-least-once: a crash between the SMTP server's "OK"
-//! and the row's deletion sends that mail twice, never zero times.
+//! restart. A mail the SMTP server has accepted is not sent again by this
+//! worker, even when removing its row fails (the worker remembers it and
+//! keeps retrying the removal). Delivery is at-least-once: a crash between
+//! the SMTP server's "OK" and the row's deletion sends that mail twice,
+//! never zero times.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +17,7 @@ use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use crate::config::{Config, MailTransport, SmtpTls};
 use crate::reset::{LINK_PLACEHOLDER, ResetLinks};
@@ -132,13 +137,28 @@ pub async fn run_outbox(
     retry_max: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut worker = Worker {
+        store,
+        mailer,
+        retry_max,
+        unremoved: HashMap::new(),
+    };
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let pause = match deliver_due(&store, &mailer, retry_max).await {
-            Ok(true) => continue,
-            Ok(false) => next_wakeup(&store),
+        let pause = match worker.deliver_due().await {
+            Ok(Pass { more_due: true, .. }) => continue,
+            Ok(Pass { trouble, .. }) => {
+                let pause = worker.next_wakeup();
+                // A local failure may have left a mail due at once (its
+                // failed attempt could not be recorded): don't spin on it.
+                if trouble {
+                    pause.max(FIRST_RETRY)
+                } else {
+                    pause
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "outbox: database error; retrying shortly");
                 FIRST_RETRY
@@ -152,50 +172,154 @@ pub async fn run_outbox(
     }
 }
 
-/// Sends what is due. True when a full batch came back, so more may be due
-/// at once.
-async fn deliver_due(store: &Store, mailer: &Mailer, retry_max: Duration) -> anyhow::Result<bool> {
-    let now = now_ms();
-    let stale = store.write(move |s| s.discard_stale_mail(now)).await?;
-    if stale > 0 {
-        tracing::warn!(
-            count = stale,
-            "outbox: dropped undelivered mail whose link has expired"
-        );
-    }
-    let due = store.due_mail(now, BATCH)?;
-    let full_batch = due.len() as i64 == BATCH;
-    for mail in due {
-        let id = mail.id;
-        match mailer.send(&mail).await {
-            Ok(()) => {
-                store.write(move |s| s.remove_mail(id)).await?;
-                tracing::info!(mail_id = id, "outbox: mail delivered");
-            }
-            Err(SendError::Permanent(why)) => {
-                store.write(move |s| s.remove_mail(id)).await?;
-                tracing::error!(mail_id = id, error = %why, "outbox: mail can never be delivered; dropped");
-            }
-            Err(SendError::Retry(why)) => {
-                let delay = backoff(mail.attempts, retry_max);
-                let next = now_ms().saturating_add(delay.as_millis() as i64);
-                tracing::warn!(mail_id = id, attempt = mail.attempts + 1, retry_in_ms = delay.as_millis() as u64,
-                    error = %why, "outbox: delivery failed; will retry");
-                store.write(move |s| s.mail_failed(id, next, &why)).await?;
-            }
-        }
-    }
-    Ok(full_batch)
+struct Worker {
+    store: Store,
+    mailer: Mailer,
+    retry_max: Duration,
+    /// Mail this worker is done with (the SMTP server accepted it, or it can
+    /// never be sent) whose row could not be removed. It is never sent again;
+    /// its removal is retried, with growing pauses, before anything else.
+    /// Kept in memory only: after a restart such a mail is sent once more.
+    unremoved: HashMap<i64, Removal>,
 }
 
-/// How long to sleep when nothing is due right now.
-fn next_wakeup(store: &Store) -> Duration {
-    match store.next_mail_due_ms() {
-        Ok(Some(due)) => {
-            Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64).min(IDLE_CHECK)
+struct Removal {
+    failures: i64,
+    next_try: Instant,
+}
+
+/// What one pass of the worker saw.
+struct Pass {
+    /// A full batch went out cleanly, so more may be due at once.
+    more_due: bool,
+    /// A local (database) step failed for some mail.
+    trouble: bool,
+}
+
+impl Worker {
+    /// Finishes owed removals, then sends what is due. A local failure for
+    /// one mail is logged and the pass goes on with the others; only a
+    /// failure to read the queue at all ends it early.
+    async fn deliver_due(&mut self) -> anyhow::Result<Pass> {
+        let mut trouble = !self.retry_removals().await;
+        let now = now_ms();
+        match self.store.write(move |s| s.discard_stale_mail(now)).await {
+            Ok(0) => {}
+            Ok(stale) => tracing::warn!(
+                count = stale,
+                "outbox: dropped undelivered mail whose link has expired"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox: could not drop expired mail");
+                trouble = true;
+            }
         }
-        Ok(None) => IDLE_CHECK,
-        Err(_) => FIRST_RETRY,
+        let due = self.store.due_mail(now, BATCH, &self.unremoved_ids())?;
+        let full_batch = due.len() as i64 == BATCH;
+        for mail in due {
+            let id = mail.id;
+            match self.mailer.send(&mail).await {
+                Ok(()) => {
+                    tracing::info!(mail_id = id, "outbox: mail delivered");
+                    trouble |= !self.remove(id).await;
+                }
+                Err(SendError::Permanent(why)) => {
+                    tracing::error!(mail_id = id, error = %why, "outbox: mail can never be delivered; dropped");
+                    trouble |= !self.remove(id).await;
+                }
+                Err(SendError::Retry(why)) => {
+                    let delay = backoff(mail.attempts, self.retry_max);
+                    let next = now_ms().saturating_add(delay.as_millis() as i64);
+                    tracing::warn!(mail_id = id, attempt = mail.attempts + 1, retry_in_ms = delay.as_millis() as u64,
+                        error = %why, "outbox: delivery failed; will retry");
+                    if let Err(err) = self
+                        .store
+                        .write(move |s| s.mail_failed(id, next, &why))
+                        .await
+                    {
+                        tracing::warn!(mail_id = id, error = %err, "outbox: could not record a failed delivery");
+                        trouble = true;
+                    }
+                }
+            }
+        }
+        Ok(Pass {
+            more_due: full_batch && !trouble,
+            trouble,
+        })
+    }
+
+    /// Removes a mail that is done with; if that fails, remembers it so it
+    /// is not sent again. True when the row is gone.
+    async fn remove(&mut self, id: i64) -> bool {
+        match self.store.write(move |s| s.remove_mail(id)).await {
+            Ok(()) => true,
+            Err(err) => {
+                let delay = backoff(0, self.retry_max);
+                tracing::warn!(mail_id = id, error = %err, retry_in_ms = delay.as_millis() as u64,
+                    "outbox: could not remove a finished mail; it will not be sent again, removal will be retried");
+                self.unremoved.insert(
+                    id,
+                    Removal {
+                        failures: 1,
+                        next_try: Instant::now() + delay,
+                    },
+                );
+                false
+            }
+        }
+    }
+
+    /// Retries the removals that are due. True when none of them failed.
+    async fn retry_removals(&mut self) -> bool {
+        let now = Instant::now();
+        let due: Vec<i64> = self
+            .unremoved
+            .iter()
+            .filter(|(_, r)| r.next_try <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut all_done = true;
+        for id in due {
+            match self.store.write(move |s| s.remove_mail(id)).await {
+                Ok(()) => {
+                    self.unremoved.remove(&id);
+                    tracing::info!(mail_id = id, "outbox: finished mail removed at last");
+                }
+                Err(err) => {
+                    all_done = false;
+                    let removal = self.unremoved.get_mut(&id).expect("listed above");
+                    let delay = backoff(removal.failures, self.retry_max);
+                    removal.failures += 1;
+                    removal.next_try = Instant::now() + delay;
+                    tracing::warn!(mail_id = id, attempt = removal.failures, retry_in_ms = delay.as_millis() as u64,
+                        error = %err, "outbox: removing a finished mail failed again");
+                }
+            }
+        }
+        all_done
+    }
+
+    fn unremoved_ids(&self) -> Vec<i64> {
+        self.unremoved.keys().copied().collect()
+    }
+
+    /// How long to sleep when nothing is due right now: until the next mail
+    /// or the next owed removal is due, at most `IDLE_CHECK`.
+    fn next_wakeup(&self) -> Duration {
+        let next_mail = match self.store.next_mail_due_ms(&self.unremoved_ids()) {
+            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64),
+            Ok(None) => IDLE_CHECK,
+            Err(_) => FIRST_RETRY,
+        };
+        let now = Instant::now();
+        let next_removal = self
+            .unremoved
+            .values()
+            .map(|r| r.next_try.saturating_duration_since(now))
+            .min()
+            .unwrap_or(IDLE_CHECK);
+        next_mail.min(next_removal).min(IDLE_CHECK)
     }
 }
 

@@ -251,7 +251,8 @@ mod tests {
         hasher.verify_dummy("anything".into()).await.unwrap();
     }
 
-    /// Keeps a (single-threaded) hasher's thread busy until told to stop.
+    /// Keeps a (single-threaded) hasher's thread busy until told to stop;
+    /// returns once the blocking job is running on it.
     async fn occupy(
         hasher: &Hasher,
     ) -> (
@@ -259,12 +260,32 @@ mod tests {
         tokio::task::JoinHandle<Result<Option<()>, HashError>>,
     ) {
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel::<()>();
         let blocker = tokio::spawn({
             let h = hasher.clone();
-            async move { h.run(move || release_rx.recv().ok()).await }
+            async move {
+                h.run(move || {
+                    let _ = started_tx.send(());
+                    release_rx.recv().ok()
+                })
+                .await
+            }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        started_rx.await.expect("the blocking job started");
         (release_tx, blocker)
+    }
+
+    /// Waits until `n` jobs wait in the queue (not yet taken by a thread).
+    async fn wait_until_queued(hasher: &Hasher, n: usize) {
+        let start = std::time::Instant::now();
+        while hasher.inner.jobs.len() < n {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "{} jobs queued, expected {n}",
+                hasher.inner.jobs.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     #[tokio::test]
@@ -279,7 +300,7 @@ mod tests {
                     .await
             }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        wait_until_queued(&hasher, 1).await;
         abandoned.abort();
         let _ = abandoned.await;
         release_tx.send(()).unwrap();
@@ -301,7 +322,7 @@ mod tests {
             let h = hasher.clone();
             async move { h.hash("a".into()).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        wait_until_queued(&hasher, 1).await;
         assert_eq!(hasher.hash("b".into()).await, Err(HashError::Busy));
         release_tx.send(()).unwrap();
         blocker.await.unwrap().unwrap();

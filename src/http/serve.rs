@@ -1,5 +1,6 @@
-//! The connection loop: hyper (through hyper-util) serving warp's filter,
-//! with the limits warp's own server does not expose:
+//! The connection loop: hyper's HTTP/1.1 server serving warp's filter (HTTP/2
+//! is not offered: it would escape the header read timeout), with the limits
+//! warp's own server does not expose:
 //! - a client must send its request headers within `header_read_timeout` of
 //!   their first byte (hyper's timer);
 //! - a connection silent for `idle_timeout` while no request of it is being
@@ -21,8 +22,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -86,12 +87,13 @@ pub async fn serve<F>(
         let header_read_timeout = limits.header_read_timeout;
         connections.spawn(async move {
             let _slot = slot;
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
+            // HTTP/1 only: the header read timeout is an HTTP/1 setting, and
+            // a connection that negotiated HTTP/2 would escape it.
+            let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            let connection = builder.serve_connection_with_upgrades(io, service);
+                .header_read_timeout(header_read_timeout)
+                .keep_alive(true)
+                .serve_connection(io, service);
             if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }

@@ -45,16 +45,28 @@ pub(super) fn enqueue(
     Ok(())
 }
 
+/// Ids as a JSON array, for `json_each`.
+fn id_list(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("a list of integers serializes")
+}
+
 impl Store {
-    /// Mail due for a delivery attempt at `now_ms`, oldest first.
-    pub fn due_mail(&self, now_ms: i64, limit: i64) -> StoreResult<Vec<QueuedMail>> {
+    /// Mail due for a delivery attempt at `now_ms`, oldest first, leaving
+    /// out the ids in `except`.
+    pub fn due_mail(
+        &self,
+        now_ms: i64,
+        limit: i64,
+        except: &[i64],
+    ) -> StoreResult<Vec<QueuedMail>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT o.id, o.recipient, o.subject, o.body, o.attempts, t.id, t.user_id, t.expires_at
              FROM outbox o LEFT JOIN reset_tokens t ON t.id = o.reset_token_id
-             WHERE o.next_attempt_ms <= ?1 ORDER BY o.next_attempt_ms, o.id LIMIT ?2",
+             WHERE o.next_attempt_ms <= ?1 AND o.id NOT IN (SELECT value FROM json_each(?3))
+             ORDER BY o.next_attempt_ms, o.id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now_ms, limit], |row| {
+        let rows = stmt.query_map(params![now_ms, limit, id_list(except)], |row| {
             let token_id: Option<i64> = row.get(5)?;
             Ok(QueuedMail {
                 id: row.get(0)?,
@@ -75,13 +87,16 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// When the next attempt is due, if anything is queued.
-    pub fn next_mail_due_ms(&self) -> StoreResult<Option<i64>> {
+    /// When the next attempt is due, if anything but the ids in `except` is queued.
+    pub fn next_mail_due_ms(&self, except: &[i64]) -> StoreResult<Option<i64>> {
         let conn = self.conn()?;
         Ok(conn
-            .query_row("SELECT MIN(next_attempt_ms) FROM outbox", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
+            .query_row(
+                "SELECT MIN(next_attempt_ms) FROM outbox
+                 WHERE id NOT IN (SELECT value FROM json_each(?1))",
+                [id_list(except)],
+                |r| r.get::<_, Option<i64>>(0),
+            )
             .optional()?
             .flatten())
     }
@@ -137,23 +152,29 @@ mod tests {
         };
         enqueue(&store.conn().unwrap(), &mail("a@x.io", 1_000), None).unwrap();
         enqueue(&store.conn().unwrap(), &mail("b@x.io", 10), None).unwrap();
-        assert_eq!(store.next_mail_due_ms().unwrap(), Some(0));
+        assert_eq!(store.next_mail_due_ms(&[]).unwrap(), Some(0));
 
-        let due = store.due_mail(5, 10).unwrap();
+        let due = store.due_mail(5, 10, &[]).unwrap();
         assert_eq!(due.len(), 2);
+        let others = store.due_mail(5, 10, &[due[0].id]).unwrap();
+        assert_eq!(others.len(), 1, "the excepted one is left out");
+        assert_eq!(others[0].id, due[1].id);
+        let both = [due[0].id, due[1].id];
+        assert!(store.due_mail(5, 10, &both).unwrap().is_empty());
+        assert_eq!(store.next_mail_due_ms(&both).unwrap(), None);
         store
             .mail_failed(due[0].id, 500, "connection refused")
             .unwrap();
         assert_eq!(
-            store.due_mail(100, 10).unwrap().len(),
+            store.due_mail(100, 10, &[]).unwrap().len(),
             1,
             "the failed one waits"
         );
         assert_eq!(store.discard_stale_mail(100).unwrap(), 1);
-        let due = store.due_mail(500, 10).unwrap();
+        let due = store.due_mail(500, 10, &[]).unwrap();
         assert_eq!((due.len(), due[0].attempts), (1, 1));
         store.remove_mail(due[0].id).unwrap();
         assert_eq!(store.queued_mail_count().unwrap(), 0);
-        assert_eq!(store.next_mail_due_ms().unwrap(), None);
+        assert_eq!(store.next_mail_due_ms(&[]).unwrap(), None);
     }
 }

@@ -320,3 +320,20 @@ pub fn claims(token: &str) -> Value {
 pub fn now() -> i64 {
     latch::tokens::unix_now()
 }
+
+/// True under CI=true, as CI runs the suite: a test whose tools are missing
+/// must then fail, not skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Waits until `done` holds, checking every 20 ms; fails the test with
+/// `what` if it does not within `timeout`. For events the test cannot be
+/// told about directly (a row going away, a worker having tried).
+pub async fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "{what} (waited {timeout:?})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
-use crate::helpers::{PASSWORD, SmtpServer, spawn_app_with, spawn_app_with_smtp};
+use crate::helpers::{
+    PASSWORD, SmtpServer, TestApp, spawn_app, spawn_app_with, spawn_app_with_smtp, wait_until,
+};
+
+const SENT: &str = r#"{"message":"Password reset link sent"}"#;
 
 #[tokio::test]
 async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
@@ -13,8 +17,13 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
             .await
             .assert(200, r#"{"message":"Password reset link sent"}"#);
     }
-    // Give the worker time to fail at least once.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The worker has tried (and failed) each of them at least once.
+    wait_until(
+        Duration::from_secs(5),
+        "the worker never tried the queued mail",
+        || app.scalar::<i64>("SELECT MIN(attempts) FROM outbox") >= 1,
+    )
+    .await;
     assert_eq!(app.store().queued_mail_count().unwrap(), 3);
     assert!(app.smtp.received().is_empty());
 
@@ -25,8 +34,12 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
     let tokens: std::collections::HashSet<String> =
         mails.iter().map(|m| m.reset_params().1).collect();
     assert_eq!(tokens.len(), 3);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(app.store().queued_mail_count().unwrap(), 0);
+    wait_until(
+        Duration::from_secs(5),
+        "delivered mail stayed in the outbox",
+        || app.store().queued_mail_count().unwrap() == 0,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -71,4 +84,81 @@ async fn file_transport_writes_eml_files() {
         assert!(std::time::Instant::now() < deadline, "no .eml file written");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Makes every DELETE on the outbox fail, as a broken database would,
+/// through a connection of the test's own.
+fn refuse_outbox_deletes(app: &TestApp) {
+    app.db()
+        .execute_batch(
+            "CREATE TRIGGER refuse_outbox_deletes BEFORE DELETE ON outbox
+             BEGIN SELECT RAISE(ABORT, 'injected'); END",
+        )
+        .unwrap();
+}
+
+fn allow_outbox_deletes(app: &TestApp) {
+    app.db()
+        .execute_batch("DROP TRIGGER refuse_outbox_deletes")
+        .unwrap();
+}
+
+fn queued(app: &TestApp) -> i64 {
+    app.store().queued_mail_count().unwrap()
+}
+
+#[tokio::test]
+async fn a_delivered_mail_is_not_sent_again_when_removing_it_fails() {
+    let app = spawn_app().await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    refuse_outbox_deletes(&app);
+    app.request_reset("alice@example.com")
+        .await
+        .assert(200, SENT);
+    app.smtp.wait_for_mail(1, Duration::from_secs(5)).await;
+    // Retries are 1 s apart in tests (mail.retry_max_secs = 1): three seconds
+    // give a worker that re-sends room to do it two or three times.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        queued(&app),
+        1,
+        "the injected failure did not happen: the row was removed"
+    );
+    assert_eq!(
+        app.smtp.received().len(),
+        1,
+        "a mail the SMTP server accepted was sent again"
+    );
+
+    // Once the database takes the DELETE again, the row goes, and the mail
+    // was still sent once.
+    allow_outbox_deletes(&app);
+    wait_until(
+        Duration::from_secs(10),
+        "the delivered mail never left the outbox",
+        || queued(&app) == 0,
+    )
+    .await;
+    assert_eq!(app.smtp.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_mail_that_cannot_be_removed_does_not_hold_up_the_others() {
+    // Both mails are queued while SMTP is down, so one pass sends them in turn.
+    let app = spawn_app_with_smtp(SmtpServer::down(), |_| {}).await;
+    for user in ["alice", "bob"] {
+        let email = format!("{user}@example.com");
+        app.register(user, &email, PASSWORD).await;
+        app.request_reset(&email).await.assert(200, SENT);
+    }
+    refuse_outbox_deletes(&app);
+    app.smtp.come_up();
+    let mails = app.smtp.wait_for_mail(2, Duration::from_secs(10)).await;
+    let mut to: Vec<&str> = mails.iter().map(|m| m.to[0].as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["alice@example.com", "bob@example.com"]);
+    // And neither is sent again while its row stays.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.smtp.received().len(), 2);
+    assert_eq!(queued(&app), 2);
 }

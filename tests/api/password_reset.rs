@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, SmtpServer, TestApp, spawn_app, spawn_app_with, spawn_app_with_smtp,
+    PASSWORD, SmtpServer, TestApp, spawn_app, spawn_app_with, spawn_app_with_smtp, wait_until,
 };
 
 const SENT: &str = r#"{"message":"Password reset link sent"}"#;
@@ -46,6 +46,14 @@ async fn full_reset_flow_through_a_real_smtp_server() {
     let (uid, token) = mail.reset_params();
     assert_eq!(uid, "MQ", "Django's urlsafe_base64_encode of user id 1");
     assert!(token.len() >= 22, "at least 128 bits: {token}");
+    // Delivered mail leaves the outbox by itself, while its token is alive
+    // (using or deleting the token would take the row with it).
+    wait_until(MAIL_WAIT, "delivered mail stayed in the outbox", || {
+        app.store().queued_mail_count().unwrap() == 0
+    })
+    .await;
+    let live_tokens: i64 = app.scalar("SELECT COUNT(*) FROM reset_tokens");
+    assert_eq!(live_tokens, 1, "the token went before its mail was removed");
 
     app.confirm_reset(&uid, &token, "brand-new-password")
         .await
