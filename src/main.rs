@@ -56,9 +56,13 @@ fn main() -> std::process::ExitCode {
     let loaded = match config::load(Sources {
         config_file: args.config,
         default_config_file: Some(latch::Config::default_file().to_path_buf()),
-        env: std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect(),
+        env: match environment() {
+            Ok(env) => env,
+            Err(name) => {
+                eprintln!("latch: environment variable {name} is not valid UTF-8");
+                return std::process::ExitCode::from(2);
+            }
+        },
         overrides: Overrides {
             bind: args.bind,
             db: args.db,
@@ -89,6 +93,23 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The environment as text. A `LATCH_*` variable that is not text is an
+/// error (naming it), not silently dropped: it may be the secret.
+fn environment() -> Result<Vec<(String, String)>, String> {
+    let mut env = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        let ours = name.as_encoded_bytes().starts_with(b"LATCH_");
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => env.push((name, value)),
+            (name, _) if ours => {
+                return Err(name.unwrap_or_else(|n| n.to_string_lossy().into_owned()));
+            }
+            _ => {}
+        }
+    }
+    Ok(env)
 }
 
 #[tokio::main]

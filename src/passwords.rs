@@ -82,6 +82,11 @@ impl Hasher {
         })
     }
 
+    /// True while the queue of waiting jobs is full: a job now gets `Busy`.
+    pub fn is_saturated(&self) -> bool {
+        self.inner.jobs.is_full()
+    }
+
     /// Hashes `password` with the configured parameters and a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let params = self.inner.params;
@@ -89,12 +94,23 @@ impl Hasher {
             .await?
     }
 
-    /// Checks `password` against a stored PHC string. A malformed stored hash
-    /// is treated as "no match" rather than as an error.
+    /// Checks `password` against a stored PHC string. A stored hash that does
+    /// not parse (an unusable password) never matches, after the time a real
+    /// check takes, so that such accounts do not stand out by answering fast.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
         let configured = self.inner.params;
-        self.run(move || verify_now(configured, password.as_bytes(), &stored))
-            .await
+        let dummy = self.inner.dummy_hash.clone();
+        self.run(move || {
+            if PasswordHash::new(&stored).is_err() {
+                verify_now(configured, password.as_bytes(), &dummy);
+                return Verified {
+                    matches: false,
+                    needs_rehash: false,
+                };
+            }
+            verify_now(configured, password.as_bytes(), &stored)
+        })
+        .await
     }
 
     /// Spends the time of a real verification and always fails: used when the

@@ -8,35 +8,42 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::store::{IssuedToken, Rotation, Store, StoreError, Verdict};
-use crate::tokens::{self, Claims, TokenPair, Tokens};
+use crate::tokens::{self, Claims, TokenPair, TokenType, Tokens};
 
-/// The parts of a verified refresh token that revocation looks at.
+/// A verified refresh token, with the parts revocation looks at.
 #[derive(Debug, Clone)]
 pub struct Presented {
-    pub user_id: i64,
-    pub jti: String,
-    pub iat: i64,
-    pub exp: i64,
+    pub token: IssuedToken,
+    pub claims: Claims,
 }
 
 impl Presented {
+    /// Verifies `raw` as a refresh token, in simplejwt's words when it is not.
+    pub fn verify(tokens: &Tokens, raw: &str) -> Result<Presented, ApiError> {
+        let claims = tokens
+            .verify(raw.trim(), TokenType::Refresh)
+            .map_err(|e| ApiError::token_not_valid(e.message()))?;
+        Presented::from_claims(claims)
+    }
+
     /// From claims `Tokens::verify` accepted (so `exp` and `jti` exist).
-    pub fn from_claims(claims: &Claims) -> Result<Presented, ApiError> {
+    pub fn from_claims(claims: Claims) -> Result<Presented, ApiError> {
         let invalid = || ApiError::token_not_valid("Token is invalid");
         let jti = match claims.get("jti") {
             Some(Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
             None => return Err(invalid()),
         };
-        Ok(Presented {
-            user_id: tokens::user_id(claims).ok_or_else(invalid)?,
+        let token = IssuedToken {
             jti,
-            iat: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
-            exp: claims
+            user_id: tokens::user_id(&claims).ok_or_else(invalid)?,
+            issued_at: claims.get("iat").and_then(Value::as_i64).unwrap_or(0),
+            expires_at: claims
                 .get("exp")
                 .and_then(Value::as_i64)
                 .ok_or_else(invalid)?,
-        })
+        };
+        Ok(Presented { token, claims })
     }
 }
 
@@ -48,44 +55,63 @@ fn refusal(verdict: Verdict) -> ApiError {
     }
 }
 
-/// Ok when the token may be used now (without rotating it).
-pub fn check(store: &Store, token: &Presented, now: i64, grace: i64) -> Result<(), ApiError> {
+fn reuse_detected(user_id: i64) {
+    tracing::warn!(
+        user_id,
+        "a rotated refresh token was presented again after the grace window: revoked every token of that login"
+    );
+}
+
+/// Ok when the token may be used now (without rotating it). A retired token
+/// presented after the grace window is a replay wherever it is presented:
+/// its login is revoked here too.
+pub async fn check(
+    store: &Store,
+    presented: &Presented,
+    now: i64,
+    grace: i64,
+) -> Result<(), ApiError> {
+    let token = &presented.token;
     let state = store.refresh_state(token.user_id, &token.jti)?;
-    match state.verdict(token.user_id, token.iat, now, grace) {
+    match state.verdict(token.user_id, token.issued_at, now, grace) {
         Verdict::Usable | Verdict::InGrace => Ok(()),
+        Verdict::Reused => {
+            let jti = token.jti.clone();
+            store.write(move |s| s.revoke_family_of(&jti, now)).await?;
+            reuse_detected(token.user_id);
+            Err(refusal(Verdict::Reused))
+        }
         refused => Err(refusal(refused)),
     }
 }
 
-fn issued(pair: &TokenPair, user_id: i64) -> Option<IssuedToken> {
-    let claims = &pair.refresh_claims;
-    Some(IssuedToken {
-        jti: claims.get("jti")?.as_str()?.to_string(),
-        user_id,
-        expires_at: claims.get("exp")?.as_i64()?,
-    })
+/// The refresh token of `pair`, as the store records it.
+fn issued(pair: &TokenPair) -> Result<IssuedToken, ApiError> {
+    Presented::from_claims(pair.refresh_claims.clone())
+        .map(|p| p.token)
+        .map_err(|_| ApiError::Internal("an issued refresh token lacks its claims".into()))
 }
 
 /// Records a login's refresh token, so that it can be revoked by family.
-/// When the database cannot take the write (a full disk), the login still
-/// succeeds: such a token is judged like one latch did not issue (by the
-/// blacklist and the user's cut-off), which still covers logout and resets.
+/// Refused (the login fails) when the password hash it verified is no longer
+/// the user's, or the user was deactivated meanwhile. When the database
+/// cannot take the write (a full disk), the login still succeeds: such a
+/// token is judged like one latch did not issue (by the blacklist and the
+/// user's cut-off), which still covers logout/all and password resets.
 pub async fn record_login(
     store: &Store,
     pair: &TokenPair,
-    user_id: i64,
+    verified_hash: String,
     now: i64,
 ) -> Result<(), ApiError> {
-    let Some(token) = issued(pair, user_id) else {
-        return Err(ApiError::Internal(
-            "issued refresh token lacks jti or exp".into(),
-        ));
-    };
+    let token = issued(pair)?;
+    let user_id = token.user_id;
     match store
-        .write(move |s| s.record_refresh_token(&token, now))
+        .write(move |s| s.record_login_token(&token, &verified_hash, now))
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::no_active_account()),
         Err(StoreError::Unavailable(why)) => {
             tracing::warn!(user_id, error = %why, "could not record a login's refresh token; it can only be revoked by logout/all or a password change");
             Ok(())
@@ -94,8 +120,9 @@ pub async fn record_login(
     }
 }
 
-/// Exchanges a refresh token for a new pair (rotation). A retired token
-/// presented again after the grace window revokes every token of its login.
+/// Exchanges a refresh token for a new pair (rotation). Within the grace
+/// window a token already exchanged gets the same successor again; after it,
+/// presenting it revokes every token of its login.
 pub async fn rotate(
     store: &Store,
     tokens: &Tokens,
@@ -103,40 +130,39 @@ pub async fn rotate(
     now: i64,
     grace: i64,
 ) -> Result<TokenPair, ApiError> {
-    let pair = tokens.issue_pair(presented.user_id);
-    let new = issued(&pair, presented.user_id)
-        .ok_or_else(|| ApiError::Internal("issued refresh token lacks jti or exp".into()))?;
-    let user_id = presented.user_id;
+    let pair = tokens.issue_pair(presented.token.user_id);
+    let new = issued(&pair)?;
+    let (user_id, new_jti) = (new.user_id, new.jti.clone());
     let outcome = store
-        .write(move |s| {
-            s.rotate_refresh_token(
-                &presented.jti,
-                presented.iat,
-                presented.exp,
-                &new,
-                now,
-                grace,
-            )
-        })
+        .write(move |s| s.rotate_refresh_token(&presented.token, &new, now, grace))
         .await?;
     match outcome {
-        Rotation::Rotated => Ok(pair),
+        Rotation::Rotated(token) if token.jti == new_jti => Ok(pair),
+        Rotation::Rotated(successor) => Ok(tokens.pair_for(
+            successor.user_id,
+            &successor.jti,
+            successor.issued_at,
+            successor.expires_at,
+        )),
         Rotation::Refused(Verdict::Reused) => {
-            tracing::warn!(
-                user_id,
-                "a rotated refresh token was presented again after the grace window: revoked every token of that login"
-            );
+            reuse_detected(user_id);
             Err(refusal(Verdict::Reused))
         }
         Rotation::Refused(verdict) => Err(refusal(verdict)),
     }
 }
 
-/// Blacklists the token (and the rest of its login). Harmless if repeated.
-pub async fn blacklist(store: &Store, token: Presented, now: i64) -> Result<(), ApiError> {
-    store
-        .write(move |s| s.blacklist_token(&token.jti, token.exp, now))
-        .await?;
+/// Blacklists the token (and the rest of its login). Repeating it writes
+/// nothing: only the first call takes the database's writer.
+pub async fn blacklist(store: &Store, presented: Presented, now: i64) -> Result<(), ApiError> {
+    let token = presented.token;
+    let state = store.refresh_state(token.user_id, &token.jti)?;
+    let done = state.blacklisted && state.row.as_ref().is_none_or(|r| r.revoked_at.is_some());
+    if !done {
+        store
+            .write(move |s| s.blacklist_token(&token.jti, token.expires_at, now))
+            .await?;
+    }
     Ok(())
 }
 

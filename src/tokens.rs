@@ -178,10 +178,26 @@ impl Tokens {
     /// What a login returns.
     pub fn issue_pair(&self, user_id: i64) -> TokenPair {
         let now = unix_now();
-        let mut refresh = self.new_claims(TokenType::Refresh, now);
+        self.pair_for(
+            user_id,
+            &new_jti(),
+            now,
+            now.saturating_add(self.refresh_lifetime),
+        )
+    }
+
+    /// A pair whose refresh token has exactly these claims (and a new access
+    /// token): signing is deterministic, so the same claims give the same
+    /// refresh token again, which rotation's grace window hands out.
+    pub fn pair_for(&self, user_id: i64, jti: &str, iat: i64, exp: i64) -> TokenPair {
+        let mut refresh = Claims::new();
+        refresh.insert("token_type".into(), json!(TokenType::Refresh.as_str()));
+        refresh.insert("exp".into(), json!(exp));
+        refresh.insert("iat".into(), json!(iat));
+        refresh.insert("jti".into(), json!(jti));
         refresh.insert("user_id".into(), json!(user_id.to_string()));
         self.stamp(&mut refresh);
-        let access = self.access_from(&refresh, now);
+        let access = self.access_from(&refresh, unix_now());
         TokenPair {
             refresh: self.sign(&refresh),
             access: self.sign(&access),
@@ -883,5 +899,20 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn the_same_refresh_claims_sign_to_the_same_token() {
+        let t = tokens();
+        let pair = t.issue_pair(7);
+        let c = &pair.refresh_claims;
+        let again = t.pair_for(
+            7,
+            c["jti"].as_str().unwrap(),
+            c["iat"].as_i64().unwrap(),
+            c["exp"].as_i64().unwrap(),
+        );
+        assert_eq!(again.refresh, pair.refresh);
+        assert_eq!(again.refresh_claims, pair.refresh_claims);
     }
 }

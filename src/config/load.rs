@@ -100,11 +100,35 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
     }
 
     let config: Config = figment.extract().map_err(|err| {
-        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        let messages: Vec<String> = err.into_iter().map(|e| without_values(&e)).collect();
         anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
     })?;
     config.validate()?;
     Ok(Loaded { config, warnings })
+}
+
+/// Settings whose values must not appear in an error message.
+const SECRET_KEYS: [&str; 3] = ["jwt.secret", "reset.secret", "smtp.password"];
+
+/// An error's text without anything that could be a secret: a bad value of a
+/// secret setting is not quoted, and a file that does not parse is reported
+/// by position, without the quoted line.
+fn without_values(err: &figment::Error) -> String {
+    let key = err.path.join(".");
+    if SECRET_KEYS.contains(&key.as_str()) {
+        return format!("invalid {key}: must be text (the value is not shown)");
+    }
+    let text = err.to_string();
+    if !err.path.is_empty() {
+        return text;
+    }
+    // toml's parse errors quote the offending line between their first line
+    // (the position) and their last (the reason).
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    match (lines.first(), lines.last()) {
+        (Some(first), Some(last)) if lines.len() > 2 => format!("{first}: {}", last.trim()),
+        _ => text,
+    }
 }
 
 /// A setting as the environment names it.

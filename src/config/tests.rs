@@ -348,3 +348,30 @@ fn readme_states_the_range_of_every_number() {
         rows.join("\n")
     );
 }
+
+#[test]
+fn errors_never_quote_a_secret() {
+    for text in [
+        "[jwt]\nsecret = 0123\n",
+        "[jwt]\nsecret = 9876\n",
+        "[reset]\nsecret = [\"9876\"]\n",
+        "[smtp]\nusername = \"u\"\npassword = 9876\n",
+        "[jwt]\nsecret = \"9876\n",
+    ] {
+        let (_dir, path) = file(text);
+        let err = load(Sources {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !err.contains("9876") && !err.contains("0123"),
+            "{text}: {err}"
+        );
+        assert!(
+            err.contains("secret") || err.contains("password") || err.contains("line"),
+            "{err}"
+        );
+    }
+}

@@ -36,48 +36,56 @@ async fn login(state: AppState, req: Request) -> HandlerResult {
     let username = normalize_username(username.trim());
     // Past the limit, refused whether or not the password is right; an
     // unknown username is limited exactly like a real one.
+    // A saturated hasher answers Busy before anything is reserved, so that
+    // such a flood leaves no trace in the limiters.
+    if state.hasher.is_saturated() {
+        return Err(ApiError::Busy);
+    }
     let attempt = match &state.limits {
         Some(limits) => Some(limits.login_attempt(state.client_ip(&req), &username)?),
         None => None,
     };
-    let checked = check_credentials(&state, &username, password).await;
+    let checked = check_credentials(&state, &username, &password).await;
     if let (Some(limits), Some(attempt)) = (&state.limits, attempt) {
         match &checked {
-            Ok(None) => limits.login_failed(attempt),
+            Ok(None) => drop(attempt),
             Ok(Some(_)) | Err(_) => limits.login_not_failed(attempt),
         }
     }
-    let Some(user) = checked? else {
+    let Some((user, needs_rehash)) = checked? else {
         return Err(ApiError::no_active_account());
     };
     let pair = state.tokens.issue_pair(user.id);
-    revocation::record_login(&state.store, &pair, user.id, state.clock.now()).await?;
+    let now = state.clock.now();
+    revocation::record_login(&state.store, &pair, user.password_hash.clone(), now).await?;
+    // After the record, which is conditional on the hash it verified.
+    if needs_rehash {
+        upgrade_hash_later(&state, &user, password);
+    }
     reply_no_store(json!({"refresh": pair.refresh, "access": pair.access}))
 }
 
-/// The active user these credentials belong to, if any. Every way of
-/// failing costs one password verification, so the time taken does not tell
-/// unknown usernames, inactive users and wrong passwords apart.
+/// The active user these credentials belong to, if any, and whether its
+/// hash wants upgrading. Every way of failing costs one password
+/// verification, so the time taken does not tell unknown usernames,
+/// inactive users and wrong passwords apart.
 async fn check_credentials(
     state: &AppState,
     username: &str,
-    password: String,
-) -> Result<Option<User>, ApiError> {
+    password: &str,
+) -> Result<Option<(User, bool)>, ApiError> {
     let Some(user) = state.store.user_by_username(username)? else {
-        state.hasher.verify_dummy(password).await?;
+        state.hasher.verify_dummy(password.to_string()).await?;
         return Ok(None);
     };
     let verified = state
         .hasher
-        .verify(password.clone(), user.password_hash.clone())
+        .verify(password.to_string(), user.password_hash.clone())
         .await?;
     if !verified.matches || !user.is_active {
         return Ok(None);
     }
-    if verified.needs_rehash {
-        upgrade_hash_later(state, &user, password);
-    }
-    Ok(Some(user))
+    Ok(Some((user, verified.needs_rehash)))
 }
 
 /// Re-hashes a password stored with other parameters than the configured
@@ -111,11 +119,7 @@ fn upgrade_hash_later(state: &AppState, user: &User, password: String) {
 /// `{"access", "refresh"}` and the presented token retired.
 async fn refresh(state: AppState, req: Request) -> HandlerResult {
     let [refresh] = char_fields(&req.data()?, ["refresh"])?;
-    let claims = state
-        .tokens
-        .verify(refresh.trim(), TokenType::Refresh)
-        .map_err(|e| ApiError::token_not_valid(e.message()))?;
-    let presented = Presented::from_claims(&claims)?;
+    let presented = Presented::verify(&state.tokens, &refresh)?;
     let jwt = &state.config.jwt;
     let (now, grace) = (state.clock.now(), jwt.rotation_grace_secs as i64);
     if jwt.rotate_refresh_tokens {
@@ -124,8 +128,9 @@ async fn refresh(state: AppState, req: Request) -> HandlerResult {
     }
     // A token outlives nothing: its user must still exist and be active, and
     // it must not be blacklisted or revoked.
-    revocation::check(&state.store, &presented, now, grace)?;
-    reply_no_store(json!({"access": state.tokens.access_for_refresh(&claims)}))
+    revocation::check(&state.store, &presented, now, grace).await?;
+    let access = state.tokens.access_for_refresh(&presented.claims);
+    reply_no_store(json!({ "access": access }))
 }
 
 /// `GET profile/` with `Authorization: Bearer <access>` -> `{"id", "username", "email"}`.

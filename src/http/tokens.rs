@@ -42,9 +42,9 @@ async fn verify(state: AppState, req: Request) -> HandlerResult {
     let invalid = |e: TokenError| ApiError::token_not_valid(e.message());
     match state.tokens.verify(token, TokenType::Refresh) {
         Ok(claims) => {
-            let presented = Presented::from_claims(&claims)?;
+            let presented = Presented::from_claims(claims)?;
             let grace = state.config.jwt.rotation_grace_secs as i64;
-            revocation::check(&state.store, &presented, state.clock.now(), grace)?;
+            revocation::check(&state.store, &presented, state.clock.now(), grace).await?;
         }
         Err(TokenError::WrongType) => {
             state
@@ -61,11 +61,7 @@ async fn verify(state: AppState, req: Request) -> HandlerResult {
 /// works again, nor does any other token of the same login.
 async fn blacklist(state: AppState, req: Request) -> HandlerResult {
     let [refresh] = char_fields(&req.data()?, ["refresh"])?;
-    let claims = state
-        .tokens
-        .verify(refresh.trim(), TokenType::Refresh)
-        .map_err(|e| ApiError::token_not_valid(e.message()))?;
-    let presented = Presented::from_claims(&claims)?;
+    let presented = Presented::verify(&state.tokens, &refresh)?;
     revocation::blacklist(&state.store, presented, state.clock.now()).await?;
     reply_no_store(json!({}))
 }

@@ -30,14 +30,16 @@ impl ClientIp {
     }
 
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let mut forwarded = headers
+        // Split as bytes: one non-ASCII byte a client put in its own entry
+        // must not make the entries our proxy appended unreadable.
+        let hops: Vec<&[u8]> = headers
             .get_all("x-forwarded-for")
             .iter()
-            .flat_map(|v| v.to_str().unwrap_or("").split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .peekable();
-        if forwarded.peek().is_none() {
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|hop| !hop.is_empty())
+            .collect();
+        if hops.is_empty() {
             return peer;
         }
         if !self.is_trusted(peer) {
@@ -51,23 +53,31 @@ impl ClientIp {
             }
             return peer;
         }
-        let hops: Vec<&str> = forwarded.collect();
         let mut client = peer;
         for hop in hops.iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) => {
+            match parse_hop(hop) {
+                Some(ip) => {
                     client = ip;
                     if !self.is_trusted(ip) {
                         break;
                     }
                 }
-                // Not an address (a proxy wrote garbage, or a port): stop at
-                // the last hop a trusted proxy vouched for.
-                Err(_) => break,
+                // Not an address: stop at the last hop a trusted proxy vouched for.
+                None => break,
             }
         }
         client
     }
+}
+
+/// An address as proxies write it: `1.2.3.4`, `::1`, or with a port,
+/// `1.2.3.4:5678` and `[::1]:5678`.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?;
+    if let Ok(ip) = text.parse() {
+        return Some(ip);
+    }
+    text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
 }
 
 #[cfg(test)]

@@ -25,7 +25,11 @@ use governor::{Quota, RateLimiter};
 use crate::config::{LimitsConfig, ResetConfig};
 use store::RefundableStore;
 
-/// Keys one limiter remembers at most (some tens of MiB at worst).
+/// Keys one limiter remembers at most. Keys are fixed-size (an address, or a
+/// 64-bit keyed hash of a username), so this is a few tens of MiB at worst.
+/// Past it, new keys are decided but not remembered (and a warning is logged):
+/// login keys only appear on failed logins, which each cost a password hash,
+/// so a flood cannot get there within one window.
 const MAX_KEYS: usize = 200_000;
 
 /// Refused: try again after this long.
@@ -121,7 +125,9 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
 
 /// Every limit of the server; `None` when limits are off.
 pub struct Limits {
-    login_per_account: Limiter<String>,
+    /// Keyed by a keyed hash of the username: fixed-size whatever its length.
+    login_per_account: Limiter<u64>,
+    account_keys: std::hash::RandomState,
     login_per_ip: Limiter<IpAddr>,
     registrations: Limiter<IpAddr>,
     reset_requests: Limiter<IpAddr>,
@@ -130,10 +136,11 @@ pub struct Limits {
 }
 
 /// A login's reservation: one cell per limit, given back when the password
-/// turns out right (see [`Limits::login_succeeded`]).
+/// turns out right (see [`Limits::login_not_failed`]); dropped, it counts as
+/// a failure.
 #[must_use]
 pub struct LoginAttempt {
-    account: String,
+    account: u64,
     ip: IpAddr,
 }
 
@@ -146,6 +153,7 @@ impl Limits {
         let ip_window = Duration::from_secs(limits.ip_window_secs);
         Some(Limits {
             login_per_account: Limiter::new(limits.login_failures_per_account, login_window),
+            account_keys: std::hash::RandomState::new(),
             login_per_ip: Limiter::new(limits.login_failures_per_ip, login_window),
             registrations: Limiter::new(limits.registrations_per_ip, ip_window),
             reset_requests: Limiter::new(limits.reset_requests_per_ip, ip_window),
@@ -159,7 +167,7 @@ impl Limits {
     pub fn login_attempt(&self, ip: IpAddr, username: &str) -> Result<LoginAttempt, Limited> {
         let ip = ip_key(ip);
         self.login_per_ip.acquire(&ip)?;
-        let account = username.to_string();
+        let account = std::hash::BuildHasher::hash_one(&self.account_keys, username);
         if let Err(limited) = self.login_per_account.acquire(&account) {
             self.login_per_ip.refund(&ip);
             return Err(limited);
@@ -172,11 +180,6 @@ impl Limits {
     pub fn login_not_failed(&self, attempt: LoginAttempt) {
         self.login_per_account.refund(&attempt.account);
         self.login_per_ip.refund(&attempt.ip);
-    }
-
-    /// The credentials were wrong: the reserved cells stay taken.
-    pub fn login_failed(&self, attempt: LoginAttempt) {
-        drop(attempt);
     }
 
     pub fn registration(&self, ip: IpAddr) -> Result<(), Limited> {
@@ -214,7 +217,11 @@ impl Limits {
         let untracked = self.login_per_account.untracked_decisions()
             + self.login_per_ip.untracked_decisions()
             + self.registrations.untracked_decisions()
-            + self.reset_requests.untracked_decisions();
+            + self.reset_requests.untracked_decisions()
+            + self
+                .reset_mail
+                .as_ref()
+                .map_or(0, Limiter::untracked_decisions);
         if untracked > 0 {
             tracing::warn!(
                 untracked,
@@ -322,12 +329,12 @@ mod tests {
         }
         for _ in 0..2 {
             let attempt = limits.login_attempt(ip, "ann").unwrap();
-            limits.login_failed(attempt);
+            drop(attempt);
         }
         assert!(limits.login_attempt(ip, "ann").is_err(), "account used up");
         // The refused attempt did not use the address's third failure.
         let attempt = limits.login_attempt(ip, "bob").unwrap();
-        limits.login_failed(attempt);
+        drop(attempt);
         assert!(limits.login_attempt(ip, "carl").is_err(), "address used up");
         assert!(
             limits

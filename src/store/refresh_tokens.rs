@@ -6,11 +6,12 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::{Store, StoreResult};
 
-/// A refresh token just issued, to be recorded.
+/// A refresh token latch issued: what its claims are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedToken {
     pub jti: String,
     pub user_id: i64,
+    pub issued_at: i64,
     pub expires_at: i64,
 }
 
@@ -79,8 +80,10 @@ impl RefreshState {
 /// The outcome of presenting a refresh token for rotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    /// The new token was recorded in the presented token's family.
-    Rotated,
+    /// The token to answer with: the new one, recorded in the presented
+    /// token's family; or, for a token already retired within the grace
+    /// window, the successor it was retired for (to be signed again).
+    Rotated(IssuedToken),
     /// Not usable; nothing changed (or, for `Reused`, its family was revoked).
     Refused(Verdict),
 }
@@ -92,11 +95,31 @@ const KEEP_AFTER_EXPIRY: i64 = 3600;
 const PURGE_BATCH: i64 = 64;
 
 impl Store {
-    /// Records a refresh token issued at login; it starts a family of its own.
-    pub fn record_refresh_token(&self, token: &IssuedToken, now: i64) -> StoreResult<()> {
+    /// Records a refresh token issued at login (it starts a family of its
+    /// own), if the user is still active with the password hash the login
+    /// verified: a password reset or deactivation that committed while the
+    /// password was being checked wins. False, recording nothing, otherwise.
+    pub fn record_login_token(
+        &self,
+        token: &IssuedToken,
+        verified_hash: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
         self.in_write_tx(|tx| {
-            insert_token(tx, token, &token.jti)?;
-            purge_expired(tx, now)
+            let inserted = tx.execute(
+                "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at)
+                 SELECT ?1, ?2, ?1, ?3, ?4 WHERE EXISTS
+                 (SELECT 1 FROM users WHERE id = ?2 AND password_hash = ?5 AND is_active = 1)",
+                params![
+                    token.jti,
+                    token.user_id,
+                    token.issued_at,
+                    token.expires_at,
+                    verified_hash
+                ],
+            )?;
+            purge_expired(tx, now)?;
+            Ok(inserted == 1)
         })
     }
 
@@ -107,46 +130,72 @@ impl Store {
 
     /// Exchanges a refresh token for `new` (same user), in one transaction
     /// that judges the presented token again, so that of racing rotations
-    /// outside the grace window exactly one wins. A token latch has no row for
-    /// is blacklisted and `new` starts a family; a replayed retired token
-    /// revokes its whole family.
+    /// outside the grace window exactly one wins. Within the grace window a
+    /// retired token gets the successor it was retired for, never a second
+    /// live branch. A token latch has no row for gets one (retired, in a new
+    /// family with `new`), so that replaying it is caught like any other. A
+    /// retired token presented after the grace window revokes its family.
     pub fn rotate_refresh_token(
         &self,
-        presented_jti: &str,
-        presented_iat: i64,
-        presented_exp: i64,
+        presented: &IssuedToken,
         new: &IssuedToken,
         now: i64,
         grace: i64,
     ) -> StoreResult<Rotation> {
         self.in_write_tx(|tx| {
-            let current = state(tx, new.user_id, presented_jti)?;
-            match current.verdict(new.user_id, presented_iat, now, grace) {
-                Verdict::Usable | Verdict::InGrace => {}
+            let current = state(tx, presented.user_id, &presented.jti)?;
+            match current.verdict(presented.user_id, presented.issued_at, now, grace) {
+                Verdict::Usable => {}
+                Verdict::InGrace => {
+                    let successor: Option<String> = tx.query_row(
+                        "SELECT successor FROM refresh_tokens WHERE jti = ?1",
+                        [&presented.jti],
+                        |r| r.get(0),
+                    )?;
+                    return match successor.map(|jti| issued(tx, &jti)).transpose()?.flatten() {
+                        Some(token) => Ok(Rotation::Rotated(token)),
+                        None => Ok(Rotation::Refused(Verdict::Revoked)),
+                    };
+                }
                 Verdict::Reused => {
                     let family = current.row.as_ref().map(|r| r.family.as_str());
-                    revoke_family(tx, family.unwrap_or(presented_jti), now)?;
+                    revoke_family(tx, family.unwrap_or(&presented.jti), now)?;
                     return Ok(Rotation::Refused(Verdict::Reused));
                 }
                 refused => return Ok(Rotation::Refused(refused)),
             }
             let family = match &current.row {
-                Some(row) => {
-                    tx.execute(
-                        "UPDATE refresh_tokens SET retired_at = ?2
-                         WHERE jti = ?1 AND retired_at IS NULL AND revoked_at IS NULL",
-                        params![presented_jti, now],
-                    )?;
-                    row.family.clone()
-                }
+                Some(row) => row.family.clone(),
                 None => {
-                    blacklist(tx, presented_jti, presented_exp)?;
+                    insert_token(tx, presented, &new.jti)?;
                     new.jti.clone()
                 }
             };
+            let retired = tx.execute(
+                "UPDATE refresh_tokens SET retired_at = ?2, successor = ?3
+                 WHERE jti = ?1 AND retired_at IS NULL AND revoked_at IS NULL",
+                params![presented.jti, now, new.jti],
+            )?;
+            if retired != 1 {
+                return Ok(Rotation::Refused(Verdict::Revoked));
+            }
             insert_token(tx, new, &family)?;
             purge_expired(tx, now)?;
-            Ok(Rotation::Rotated)
+            Ok(Rotation::Rotated(new.clone()))
+        })
+    }
+
+    /// Revokes the family of `jti` (a replayed token seen by verify).
+    pub fn revoke_family_of(&self, jti: &str, now: i64) -> StoreResult<()> {
+        self.in_write_tx(|tx| {
+            let family: Option<String> = tx
+                .query_row(
+                    "SELECT family FROM refresh_tokens WHERE jti = ?1",
+                    [jti],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            revoke_family(tx, family.as_deref().unwrap_or(jti), now)
         })
     }
 
@@ -170,6 +219,7 @@ impl Store {
     }
 
     /// Revokes every refresh token of the user (logout from everywhere).
+    /// Repeated within a second it changes nothing, and costs no sync.
     pub fn revoke_user_tokens(&self, user_id: i64, now: i64) -> StoreResult<()> {
         self.in_write_tx(|tx| revoke_all_of_user(tx, user_id, now))
     }
@@ -192,7 +242,7 @@ pub(super) fn revoke_all_of_user(tx: &Transaction<'_>, user_id: i64, now: i64) -
         params![user_id, now],
     )?;
     tx.execute(
-        "UPDATE users SET tokens_revoked_before = MAX(tokens_revoked_before, ?2) WHERE id = ?1",
+        "UPDATE users SET tokens_revoked_before = ?2 WHERE id = ?1 AND tokens_revoked_before < ?2",
         params![user_id, now.saturating_add(1)],
     )?;
     Ok(())
@@ -228,10 +278,35 @@ fn state(conn: &rusqlite::Connection, user_id: i64, jti: &str) -> StoreResult<Re
 
 fn insert_token(tx: &Transaction<'_>, token: &IssuedToken, family: &str) -> StoreResult<()> {
     tx.execute(
-        "INSERT INTO refresh_tokens (jti, user_id, family, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![token.jti, token.user_id, family, token.expires_at],
+        "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            token.jti,
+            token.user_id,
+            family,
+            token.issued_at,
+            token.expires_at
+        ],
     )?;
     Ok(())
+}
+
+/// The token recorded as `jti`, if it has a row.
+fn issued(tx: &Transaction<'_>, jti: &str) -> StoreResult<Option<IssuedToken>> {
+    Ok(tx
+        .query_row(
+            "SELECT user_id, issued_at, expires_at FROM refresh_tokens WHERE jti = ?1",
+            [jti],
+            |r| {
+                Ok(IssuedToken {
+                    jti: jti.to_string(),
+                    user_id: r.get(0)?,
+                    issued_at: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
 }
 
 fn blacklist(tx: &Transaction<'_>, jti: &str, expires_at: i64) -> StoreResult<()> {
@@ -283,12 +358,21 @@ mod tests {
         (dir, store)
     }
 
-    fn token(jti: &str, expires_at: i64) -> IssuedToken {
+    fn token(jti: &str, issued_at: i64) -> IssuedToken {
         IssuedToken {
             jti: jti.into(),
             user_id: 1,
-            expires_at,
+            issued_at,
+            expires_at: issued_at + 1000,
         }
+    }
+
+    fn login(store: &Store, jti: &str, now: i64) {
+        assert!(
+            store
+                .record_login_token(&token(jti, now), "h", now)
+                .unwrap()
+        );
     }
 
     fn verdict(store: &Store, jti: &str, iat: i64, now: i64) -> Verdict {
@@ -298,10 +382,16 @@ mod tests {
             .verdict(1, iat, now, 10)
     }
 
+    fn rotate(store: &Store, presented: &str, iat: i64, new: &str, now: i64) -> Rotation {
+        store
+            .rotate_refresh_token(&token(presented, iat), &token(new, now), now, 10)
+            .unwrap()
+    }
+
     #[test]
     fn a_recorded_token_is_usable_until_revoked() {
         let (_dir, store) = store_with_user();
-        store.record_refresh_token(&token("a", 1000), 100).unwrap();
+        login(&store, "a", 100);
         assert_eq!(verdict(&store, "a", 100, 100), Verdict::Usable);
         assert_eq!(
             store
@@ -314,7 +404,7 @@ mod tests {
         store.revoke_user_tokens(1, 150).unwrap();
         assert_eq!(verdict(&store, "a", 100, 150), Verdict::Revoked);
         // A login after the revocation, even within the same second, is unaffected.
-        store.record_refresh_token(&token("b", 1000), 150).unwrap();
+        login(&store, "b", 150);
         assert_eq!(verdict(&store, "b", 150, 150), Verdict::Usable);
         // Tokens latch has no row for are judged by the cut-off.
         assert_eq!(verdict(&store, "foreign", 150, 151), Verdict::Revoked);
@@ -322,72 +412,130 @@ mod tests {
     }
 
     #[test]
+    fn a_login_is_not_recorded_once_the_password_changed_or_the_user_left() {
+        let (_dir, store) = store_with_user();
+        assert!(
+            !store
+                .record_login_token(&token("a", 100), "stale-hash", 100)
+                .unwrap()
+        );
+        assert!(store.refresh_state(1, "a").unwrap().row.is_none());
+        store.upgrade_password_hash(1, "h", "h2").unwrap();
+        assert!(
+            !store
+                .record_login_token(&token("b", 100), "h", 100)
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_login_token(&token("c", 100), "h2", 100)
+                .unwrap()
+        );
+    }
+
+    #[test]
     fn blacklisting_revokes_the_family_and_is_idempotent() {
         let (_dir, store) = store_with_user();
-        store.record_refresh_token(&token("a", 1000), 100).unwrap();
-        let next = token("b", 1000);
+        login(&store, "a", 100);
         assert_eq!(
-            store
-                .rotate_refresh_token("a", 100, 1000, &next, 101, 10)
-                .unwrap(),
-            Rotation::Rotated
+            rotate(&store, "a", 100, "b", 101),
+            Rotation::Rotated(token("b", 101))
         );
-        store.blacklist_token("b", 1000, 102).unwrap();
-        store.blacklist_token("b", 1000, 102).unwrap();
+        store.blacklist_token("b", 1101, 102).unwrap();
+        store.blacklist_token("b", 1101, 102).unwrap();
         assert_eq!(verdict(&store, "b", 101, 103), Verdict::Revoked);
         assert_eq!(
             verdict(&store, "a", 100, 103),
             Verdict::Revoked,
-            "the retired sibling is revoked too, even within the grace window"
+            "the retired parent is revoked too, even within the grace window"
         );
         assert_eq!(store.blacklisted_count().unwrap(), 1);
     }
 
     #[test]
-    fn replay_after_the_grace_window_revokes_the_family() {
+    fn within_the_grace_window_the_same_successor_is_handed_out_again() {
         let (_dir, store) = store_with_user();
-        store.record_refresh_token(&token("a", 1000), 100).unwrap();
-        let rotate = |presented: &str, new: &str, now| {
-            store
-                .rotate_refresh_token(presented, 100, 1000, &token(new, 1000), now, 10)
-                .unwrap()
-        };
-        assert_eq!(rotate("a", "b", 100), Rotation::Rotated);
-        assert_eq!(rotate("a", "c", 109), Rotation::Rotated, "within grace");
-        assert_eq!(rotate("a", "d", 110), Rotation::Refused(Verdict::Reused));
-        for jti in ["a", "b", "c"] {
-            assert_eq!(verdict(&store, jti, 100, 112), Verdict::Revoked, "{jti}");
+        login(&store, "a", 100);
+        assert_eq!(
+            rotate(&store, "a", 100, "b", 100),
+            Rotation::Rotated(token("b", 100))
+        );
+        assert_eq!(
+            rotate(&store, "a", 100, "c", 109),
+            Rotation::Rotated(token("b", 100)),
+            "no second branch"
+        );
+        assert!(store.refresh_state(1, "c").unwrap().row.is_none());
+        assert_eq!(
+            rotate(&store, "a", 100, "d", 110),
+            Rotation::Refused(Verdict::Reused)
+        );
+        for jti in ["a", "b"] {
+            assert_eq!(verdict(&store, jti, 100, 111), Verdict::Revoked, "{jti}");
         }
         assert_eq!(
-            rotate("b", "e", 112),
+            rotate(&store, "b", 100, "e", 112),
             Rotation::Refused(Verdict::Revoked),
-            "the attacker's descendants die too"
+            "the successor dies with its family"
         );
     }
 
     #[test]
-    fn rotating_a_foreign_token_blacklists_it_and_starts_a_family() {
+    fn a_foreign_token_gets_a_retired_row_so_its_replay_is_caught() {
         let (_dir, store) = store_with_user();
         assert_eq!(
-            store
-                .rotate_refresh_token("django", 100, 1000, &token("b", 1000), 100, 10)
-                .unwrap(),
-            Rotation::Rotated
+            rotate(&store, "django", 100, "b", 100),
+            Rotation::Rotated(token("b", 100))
         );
-        assert_eq!(verdict(&store, "django", 100, 100), Verdict::Revoked);
-        assert_eq!(verdict(&store, "b", 100, 100), Verdict::Usable);
+        assert_eq!(verdict(&store, "django", 100, 105), Verdict::InGrace);
+        assert_eq!(verdict(&store, "b", 100, 105), Verdict::Usable);
+        assert_eq!(
+            rotate(&store, "django", 100, "c", 120),
+            Rotation::Refused(Verdict::Reused)
+        );
+        assert_eq!(verdict(&store, "b", 100, 121), Verdict::Revoked);
+    }
+
+    #[test]
+    fn of_rotations_racing_on_separate_connections_exactly_one_wins() {
+        let (dir, store) = store_with_user();
+        login(&store, "a", 100);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let outcomes: Vec<Rotation> = (0..4)
+            .map(|n| {
+                let barrier = barrier.clone();
+                let path = dir.path().join("t.db");
+                std::thread::spawn(move || {
+                    let store = Store::open(&path, Duration::from_secs(5), 1).unwrap();
+                    barrier.wait();
+                    store
+                        .rotate_refresh_token(
+                            &token("a", 100),
+                            &token(&format!("n{n}"), 200),
+                            200,
+                            0,
+                        )
+                        .unwrap()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let won = outcomes
+            .iter()
+            .filter(|o| matches!(o, Rotation::Rotated(_)))
+            .count();
+        assert_eq!(won, 1, "{outcomes:?}");
+        assert!(outcomes.contains(&Rotation::Refused(Verdict::Reused)));
     }
 
     #[test]
     fn expired_rows_are_purged_by_later_writes() {
         let (_dir, store) = store_with_user();
         store.blacklist_token("old", 100, 100).unwrap();
-        store
-            .record_refresh_token(&token("old-r", 100), 100)
-            .unwrap();
-        store
-            .record_refresh_token(&token("new", 99_999), 100 + KEEP_AFTER_EXPIRY + 1)
-            .unwrap();
+        login(&store, "old-r", 0);
+        login(&store, "new", 1000 + KEEP_AFTER_EXPIRY + 1);
         assert_eq!(store.blacklisted_count().unwrap(), 0);
         assert!(store.refresh_state(1, "old-r").unwrap().row.is_none());
     }

@@ -23,16 +23,7 @@ impl Store {
         mail: &NewMail,
         now: i64,
     ) -> StoreResult<i64> {
-        self.in_write_tx(|tx| {
-            tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
-            tx.execute(
-                "INSERT INTO reset_tokens (user_id, expires_at) VALUES (?1, ?2)",
-                params![user_id, expires_at],
-            )?;
-            let token_id = tx.last_insert_rowid();
-            enqueue(tx, mail, Some(token_id))?;
-            Ok(token_id)
-        })
+        self.in_write_tx(|tx| insert_token_and_mail(tx, user_id, expires_at, mail, now))
     }
 
     /// The same write as [`Store::create_reset_token`] (the same rows in the
@@ -44,13 +35,7 @@ impl Store {
             // There is no user: foreign keys are checked at the commit, when
             // the rows are gone again.
             tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
-            tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
-            tx.execute(
-                "INSERT INTO reset_tokens (user_id, expires_at) VALUES (0, ?1)",
-                [now],
-            )?;
-            let token_id = tx.last_insert_rowid();
-            enqueue(tx, mail, Some(token_id))?;
+            let token_id = insert_token_and_mail(tx, 0, now, mail, now)?;
             // The mail goes with its token (ON DELETE CASCADE).
             tx.execute("DELETE FROM reset_tokens WHERE id = ?1", [token_id])?;
             Ok(())
@@ -92,6 +77,24 @@ impl Store {
             Ok(true)
         })
     }
+}
+
+/// Sweeps expired tokens (and their mail), then inserts a token and its mail.
+fn insert_token_and_mail(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: i64,
+    expires_at: i64,
+    mail: &NewMail,
+    now: i64,
+) -> StoreResult<i64> {
+    tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
+    tx.execute(
+        "INSERT INTO reset_tokens (user_id, expires_at) VALUES (?1, ?2)",
+        params![user_id, expires_at],
+    )?;
+    let token_id = tx.last_insert_rowid();
+    enqueue(tx, mail, Some(token_id))?;
+    Ok(token_id)
 }
 
 fn live_tokens(

@@ -113,8 +113,7 @@ async fn an_unknown_username_is_limited_exactly_like_a_real_one() {
             r.header("retry-after").map(str::to_string),
         ));
     }
-    assert_eq!(answers[0].0, answers[1].0);
-    assert_eq!(answers[0].1, answers[1].1);
+    assert_eq!(answers[0], answers[1], "status, body and Retry-After alike");
 }
 
 #[tokio::test]
@@ -213,7 +212,7 @@ async fn a_reset_mail_goes_to_one_address_at_most_once_per_cooldown() {
 }
 
 #[tokio::test]
-async fn one_setting_switches_every_limit_off_and_healthz_is_never_limited() {
+async fn one_setting_switches_every_limit_off() {
     let app = spawn_app_with(|c| {
         c.limits.login_failures_per_account = 1;
         c.limits.login_failures_per_ip = 1;
@@ -232,15 +231,6 @@ async fn one_setting_switches_every_limit_off_and_healthz_is_never_limited() {
         app.login("ann", "guess").await.assert(401, NO_ACCOUNT);
     }
     assert_eq!(app.login("ann", PASSWORD).await.status, 200);
-
-    let app = limited_app(|c| c.limits.login_failures_per_ip = 1).await;
-    let client = client_from(70);
-    login_from(&app, &client, "x", "guess").await;
-    assert_limited(&login_from(&app, &client, "y", "guess").await);
-    for _ in 0..50 {
-        let r = client.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-    }
 }
 
 #[tokio::test]
@@ -323,7 +313,12 @@ async fn forwarded_for_from_an_untrusted_peer_logs_one_warning_naming_the_settin
             .unwrap();
         assert_eq!(r.status(), 401);
     }
-    latch.wait_for("LATCH_LIMITS_TRUSTED_PROXIES");
+    // Every request's log line is in, so a second warning would be too.
+    let start = std::time::Instant::now();
+    while latch.output().matches("status=401").count() < 3 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let output = latch.output();
     assert_eq!(
         output.matches("limits.trusted_proxies").count(),

@@ -219,3 +219,101 @@ async fn every_response_carries_the_hardening_headers() {
         assert!(r.header("access-control-allow-origin").is_none());
     }
 }
+
+#[tokio::test]
+async fn forged_tokens_are_refused_at_verify_blacklist_and_logout() {
+    use base64::Engine as _;
+    let app = spawn_app().await;
+    let (_access, refresh) = app.user_with_tokens("ann").await;
+    let c = claims(&refresh);
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let body = b64.encode(c.to_string());
+    let mut forged: Vec<(String, String)> = ["none", "None", "NONE", "nOnE"]
+        .iter()
+        .map(|alg| {
+            let header = b64.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            (format!("alg {alg}"), format!("{header}.{body}."))
+        })
+        .collect();
+    forged.push((
+        "HS512 with the real secret".into(),
+        sign(&c, Algorithm::HS512),
+    ));
+    forged.push((
+        "HS384 with the real secret".into(),
+        sign(&c, Algorithm::HS384),
+    ));
+    let other_key = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(b"another-key"),
+    )
+    .unwrap();
+    forged.push(("another key".into(), other_key));
+    let empty_key = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(b""),
+    )
+    .unwrap();
+    forged.push(("an empty key".into(), empty_key));
+    let stripped = refresh.rsplit_once('.').unwrap().0.to_string() + ".";
+    forged.push(("stripped signature".into(), stripped));
+    for (name, token) in &forged {
+        app.verify(token).await.assert(401, INVALID);
+        for path in ["/api/auth/token/blacklist/", "/api/auth/logout/"] {
+            let r = app.blacklist(path, token).await;
+            assert_eq!(
+                (r.status, r.text.as_str()),
+                (401, INVALID),
+                "{name} at {path}"
+            );
+        }
+        let r = app.refresh(token).await;
+        assert_eq!(
+            (r.status, r.text.as_str()),
+            (401, INVALID),
+            "{name} at refresh"
+        );
+    }
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM blacklisted_tokens"),
+        0
+    );
+    assert_eq!(app.refresh(&refresh).await.status, 200);
+}
+
+/// A login that verified the old password while a reset committed must not
+/// hand out a token that outlives the reset. The stored hash is made costly
+/// (then the server restarted with cheap hashing), so the login's check takes
+/// far longer than the reset's.
+#[tokio::test]
+async fn a_login_racing_a_password_reset_does_not_outlive_it() {
+    let mut app = crate::helpers::spawn_app_with(|c| {
+        c.password.scrypt_log_n = 15;
+        c.password.scrypt_p = 1;
+    })
+    .await;
+    app.register("ann", "ann@example.com", PASSWORD).await;
+    app.request_reset("ann@example.com").await;
+    let mail = app
+        .smtp
+        .wait_for_mail(1, std::time::Duration::from_secs(10))
+        .await;
+    let (uid, token) = mail[0].reset_params();
+    app.restart_with(|c| {
+        c.password.scrypt_log_n = 4;
+        c.password.hash_threads = 2;
+    })
+    .await;
+    let (login, confirm) = tokio::join!(
+        app.login("ann", PASSWORD),
+        app.confirm_reset(&uid, &token, "another-horse-10")
+    );
+    confirm.assert(200, r#"{"message":"Password has been reset"}"#);
+    login.assert(
+        401,
+        r#"{"detail":"No active account found with the given credentials"}"#,
+    );
+    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM refresh_tokens"), 0);
+}

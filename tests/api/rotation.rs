@@ -108,22 +108,27 @@ async fn replaying_a_rotated_token_revokes_every_token_of_that_login() {
 }
 
 #[tokio::test]
-async fn concurrent_refreshes_with_one_token_inside_the_grace_window_all_succeed() {
+async fn concurrent_refreshes_with_one_token_inside_the_grace_window_all_get_the_same_successor() {
     let (app, clock) = rotating_app(10).await;
     let (_access, token) = app.user_with_tokens("ann").await;
     let results = join_all((0..8).map(|_| refresh(&app, &token))).await;
     let mut minted = Vec::new();
     for (status, body, text) in &results {
         assert_eq!(*status, 200, "{text}");
+        assert_eq!(
+            app.profile(body["access"].as_str().unwrap()).await.status,
+            200
+        );
         minted.push(new_refresh(body));
     }
-    // Still within the window, a late duplicate also succeeds...
+    // One successor, handed out to every racer: no second branch of the
+    // login that a thief could keep using unnoticed.
+    assert!(minted.iter().all(|t| *t == minted[0]), "{minted:?}");
+    // Still within the window, a late duplicate gets it too.
     clock.advance(9);
-    assert_eq!(refresh(&app, &token).await.0, 200);
-    // ...and every token minted meanwhile is a live member of the login.
-    for token in &minted {
-        assert_eq!(refresh(&app, token).await.0, 200);
-    }
+    let (status, body, _) = refresh(&app, &token).await;
+    assert_eq!((status, new_refresh(&body)), (200, minted[0].clone()));
+    assert_eq!(refresh(&app, &minted[0]).await.0, 200);
 }
 
 #[tokio::test]
@@ -195,16 +200,43 @@ async fn rotated_tokens_can_be_blacklisted_and_are_revoked_by_logout_all_and_res
 }
 
 #[tokio::test]
-async fn a_token_minted_elsewhere_is_blacklisted_when_rotated() {
-    let (app, _clock) = rotating_app(10).await;
+async fn a_replayed_token_minted_elsewhere_is_caught_like_our_own() {
+    let (app, clock) = rotating_app(10).await;
     let (_access, ours) = app.user_with_tokens("ann").await;
+    // A Django service with the shared key minted this one.
     let foreign = sign(
         &json!({"token_type": "refresh", "exp": now() + 600, "iat": now(), "jti": "fedcba9876543210fedcba9876543210", "user_id": claims(&ours)["user_id"]}),
         Algorithm::HS256,
     );
     let (status, body, _) = refresh(&app, &foreign).await;
     assert_eq!(status, 200);
+    let successor = new_refresh(&body);
+    let (status, body, _) = refresh(&app, &foreign).await;
+    assert_eq!(
+        (status, new_refresh(&body)),
+        (200, successor.clone()),
+        "within the grace window"
+    );
+    clock.advance(10);
     let (status, _, text) = refresh(&app, &foreign).await;
     assert_eq!((status, text.as_str()), (401, BLACKLISTED));
-    assert_eq!(refresh(&app, &new_refresh(&body)).await.0, 200);
+    assert_eq!(
+        refresh(&app, &successor).await.0,
+        401,
+        "its login is revoked"
+    );
+    assert_eq!(refresh(&app, &ours).await.0, 200, "other logins are not");
+}
+
+#[tokio::test]
+async fn verify_of_a_replayed_token_revokes_its_login_too() {
+    let (app, clock) = rotating_app(10).await;
+    let (_access, token) = app.user_with_tokens("ann").await;
+    let (_, body, _) = refresh(&app, &token).await;
+    let successor = new_refresh(&body);
+    clock.advance(10);
+    app.post_json("/api/auth/token/verify/", json!({"token": token}))
+        .await
+        .assert(401, BLACKLISTED);
+    assert_eq!(refresh(&app, &successor).await.0, 401);
 }

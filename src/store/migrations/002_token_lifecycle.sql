@@ -1,14 +1,19 @@
 -- Refresh tokens latch issued, by id (the token itself is never stored): what
 -- logout, rotation and revocation need to know about each. A login starts a
--- family (named by its first token's jti); rotation adds tokens to it.
+-- family (named by its first token's jti); rotation adds tokens to it. A token
+-- latch did not issue gets a (retired) row when it is rotated.
 -- Rows are purged once the token has expired.
 CREATE TABLE refresh_tokens (
     jti TEXT PRIMARY KEY,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     family TEXT NOT NULL,
+    issued_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     -- set when the token was exchanged for a new one (rotation)
     retired_at INTEGER,
+    -- the jti of that new one: within the grace window the same successor is
+    -- handed out again (re-signed from this row), never a second branch
+    successor TEXT,
     -- set by logout, logout/all, a password change, or a replayed retired token
     revoked_at INTEGER
 ) STRICT, WITHOUT ROWID;
