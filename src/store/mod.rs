@@ -10,15 +10,14 @@ mod refresh_tokens;
 mod reset_tokens;
 mod settings;
 mod users;
+mod writer;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
-use tokio::sync::Semaphore;
 
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
@@ -28,7 +27,7 @@ pub use users::{InsertUser, NewUser, User};
 type Pool = r2d2::Pool<SqliteConnectionManager>;
 
 /// Why a storage call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not take the write or read right now (locked past the
     /// busy timeout, disk full, read-only file, pool exhausted). Worth retrying.
@@ -75,14 +74,15 @@ fn migrations() -> Migrations<'static> {
     ])
 }
 
-/// A pool of connections to one SQLite file.
+/// A pool of connections to one SQLite file, for reads, and the writer
+/// thread (`writer.rs`) that commits the writes.
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    /// SQLite has one writer at a time anyway. Queueing writers here (FIFO,
-    /// woken at once) beats letting them poll SQLite's busy handler, and
-    /// keeps pooled connections free for the reads that run inline.
-    writer: Arc<Semaphore>,
+    /// SQLite has one writer at a time anyway: writes queue here for the
+    /// writer thread, which commits those waiting together (one fsync), and
+    /// the pooled connections stay free for the reads that run inline.
+    writer: crossbeam_channel::Sender<writer::Job>,
 }
 
 impl Store {
@@ -112,35 +112,47 @@ impl Store {
             .context("migrating the database schema")?;
         drop(conn);
 
-        let manager = SqliteConnectionManager::file(path).with_init(move |c| {
+        let setup = move |c: &mut Connection| {
             c.busy_timeout(busy_timeout)?;
             // FULL: a commit is on disk (WAL fsynced) before we acknowledge it.
             c.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-        });
+        };
+        let manager = SqliteConnectionManager::file(path).with_init(setup);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(busy_timeout.max(Duration::from_secs(1)))
             .build(manager)
             .context("opening the database connection pool")?;
-        Ok(Store {
-            pool,
-            writer: Arc::new(Semaphore::new(1)),
-        })
+        let mut writer_conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        setup(&mut writer_conn)?;
+        // The writer thread's own handle has no way to queue writes (it would
+        // wait for itself), so that the thread ends with the last real handle.
+        let (unconnected, _) = crossbeam_channel::bounded(0);
+        let for_writer = Store {
+            pool: pool.clone(),
+            writer: unconnected,
+        };
+        let writer =
+            writer::spawn(for_writer, writer_conn).context("starting the writer thread")?;
+        Ok(Store { pool, writer })
     }
 
     fn conn(&self) -> StoreResult<r2d2::PooledConnection<SqliteConnectionManager>> {
         Ok(self.pool.get()?)
     }
 
-    /// Runs `f` in a write transaction that takes the write lock up front
-    /// (BEGIN IMMEDIATE), so concurrent writers queue on the busy timeout
-    /// instead of failing half-way with "database is locked". Every write of
-    /// the store goes through here.
-    fn in_write_tx<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T>,
-    ) -> StoreResult<T> {
+    /// Runs `f` as one write, all or nothing: every write of the store goes
+    /// through here. On the writer thread it is a savepoint of the batch
+    /// being committed; elsewhere (start-up, tests, tools) a transaction of
+    /// its own that takes the write lock up front (BEGIN IMMEDIATE), so that
+    /// concurrent writers queue on the busy timeout instead of failing
+    /// half-way with "database is locked".
+    fn in_write_tx<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        if writer::batching() {
+            return writer::in_batch(f);
+        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
@@ -148,27 +160,20 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs a (writing) store call on tokio's blocking pool, one at a time.
+    /// Runs a (writing) store call on the writer thread and answers once it
+    /// is committed (on disk). A write whose caller went away still runs.
     pub async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         F: FnOnce(&Store) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let store = self.clone();
-        let permit = self
-            .writer
-            .clone()
-            .acquire_owned()
+        let (job, answer) = writer::job(f);
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Other("the writer thread has stopped".into()))?;
+        answer
             .await
-            .map_err(|_| StoreError::Other("store closed".into()))?;
-        // The permit moves into the blocking task: it is held until the write
-        // is done, even if the request that asked for it has gone away.
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f(&store)
-        })
-        .await
-        .map_err(|err| StoreError::Other(format!("store task failed: {err}")))?
+            .map_err(|_| StoreError::Other("a write failed on the writer thread".into()))?
     }
 
     /// True when a connection can be had and answers a query.

@@ -2,7 +2,7 @@
 //! revocation), the blacklist, and each user's revocation cut-off. Tokens are
 //! known by their `jti`; a token itself is never stored.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Store, StoreResult};
 
@@ -236,7 +236,7 @@ impl Store {
 /// has, and through the cut-off those it has no row for. The cut-off is the
 /// next second, since `iat` has whole seconds: a token from this second is
 /// revoked too (a later login has a row, which the cut-off does not judge).
-pub(super) fn revoke_all_of_user(tx: &Transaction<'_>, user_id: i64, now: i64) -> StoreResult<()> {
+pub(super) fn revoke_all_of_user(tx: &Connection, user_id: i64, now: i64) -> StoreResult<()> {
     tx.execute(
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
@@ -276,7 +276,7 @@ fn state(conn: &rusqlite::Connection, user_id: i64, jti: &str) -> StoreResult<Re
     })?)
 }
 
-fn insert_token(tx: &Transaction<'_>, token: &IssuedToken, family: &str) -> StoreResult<()> {
+fn insert_token(tx: &Connection, token: &IssuedToken, family: &str) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -292,7 +292,7 @@ fn insert_token(tx: &Transaction<'_>, token: &IssuedToken, family: &str) -> Stor
 }
 
 /// The token recorded as `jti`, if it has a row.
-fn issued(tx: &Transaction<'_>, jti: &str) -> StoreResult<Option<IssuedToken>> {
+fn issued(tx: &Connection, jti: &str) -> StoreResult<Option<IssuedToken>> {
     Ok(tx
         .query_row(
             "SELECT user_id, issued_at, expires_at FROM refresh_tokens WHERE jti = ?1",
@@ -309,7 +309,7 @@ fn issued(tx: &Transaction<'_>, jti: &str) -> StoreResult<Option<IssuedToken>> {
         .optional()?)
 }
 
-fn blacklist(tx: &Transaction<'_>, jti: &str, expires_at: i64) -> StoreResult<()> {
+fn blacklist(tx: &Connection, jti: &str, expires_at: i64) -> StoreResult<()> {
     tx.execute(
         "INSERT INTO blacklisted_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![jti, expires_at],
@@ -317,7 +317,7 @@ fn blacklist(tx: &Transaction<'_>, jti: &str, expires_at: i64) -> StoreResult<()
     Ok(())
 }
 
-fn revoke_family(tx: &Transaction<'_>, family: &str, now: i64) -> StoreResult<()> {
+fn revoke_family(tx: &Connection, family: &str, now: i64) -> StoreResult<()> {
     tx.execute(
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL",
         params![family, now],
@@ -325,7 +325,7 @@ fn revoke_family(tx: &Transaction<'_>, family: &str, now: i64) -> StoreResult<()
     Ok(())
 }
 
-fn purge_expired(tx: &Transaction<'_>, now: i64) -> StoreResult<()> {
+fn purge_expired(tx: &Connection, now: i64) -> StoreResult<()> {
     let before = now.saturating_sub(KEEP_AFTER_EXPIRY);
     for table in ["refresh_tokens", "blacklisted_tokens"] {
         tx.execute(

@@ -81,7 +81,7 @@ impl Store {
 
 /// Sweeps expired tokens (and their mail), then inserts a token and its mail.
 fn insert_token_and_mail(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     user_id: i64,
     expires_at: i64,
     mail: &NewMail,

@@ -1,0 +1,128 @@
+//! The writer: one thread with one connection that commits the writes waiting
+//! at a time together (group commit). Each write runs in a savepoint of its
+//! own inside one `BEGIN IMMEDIATE` transaction, so one write's failure rolls
+//! back only that write; the batch then commits with one fsync, and only
+//! after the commit is any write acknowledged. Under load many writes share
+//! one fsync; alone, a write costs what it did in a transaction of its own.
+
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+
+use crossbeam_channel::{Receiver, Sender};
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::{Store, StoreError, StoreResult};
+
+/// Most writes committed together.
+const MAX_BATCH: usize = 128;
+
+/// Told whether the batch committed (None) or why not.
+type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// Runs one write against the store (inside the batch) and returns how to
+/// answer its caller once the batch is over.
+pub(super) type Job = Box<dyn FnOnce(&Store) -> Done + Send>;
+
+thread_local! {
+    /// The writer thread's connection, while it is inside a batch: the
+    /// store's writes on this thread run in a savepoint of it.
+    static BATCH: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// A write job for `f`, and where its answer arrives.
+pub(super) fn job<T, F>(f: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
+where
+    F: FnOnce(&Store) -> StoreResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (answer, answered) = oneshot::channel();
+    let job: Job = Box::new(move |store| {
+        let result = f(store);
+        Box::new(move |commit_error| {
+            let result = match (result, commit_error) {
+                (Ok(_), Some(err)) => Err(err.clone()),
+                (result, _) => result,
+            };
+            // The caller may have gone away: the write stands all the same.
+            let _ = answer.send(result);
+        })
+    });
+    (job, answered)
+}
+
+/// True on the writer thread inside a batch.
+pub(super) fn batching() -> bool {
+    BATCH.with(|batch| batch.borrow().is_some())
+}
+
+/// Runs `f` in a savepoint of the batch (see [`batching`]).
+pub(super) fn in_batch<T>(f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    BATCH.with(|batch| {
+        let mut batch = batch.borrow_mut();
+        let conn = batch.as_mut().expect("called inside a batch");
+        let savepoint = conn.savepoint()?;
+        let value = f(&savepoint)?;
+        savepoint.commit()?;
+        Ok(value)
+    })
+}
+
+/// Starts the writer thread on `conn`. It ends when every sender is gone.
+pub(super) fn spawn(store: Store, conn: Connection) -> std::io::Result<Sender<Job>> {
+    let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+    std::thread::Builder::new()
+        .name("latch-writer".into())
+        .spawn(move || run(&store, conn, &queue))?;
+    Ok(jobs)
+}
+
+fn with_conn<T>(f: impl FnOnce(&Connection) -> T) -> T {
+    BATCH.with(|batch| {
+        f(batch
+            .borrow()
+            .as_ref()
+            .expect("the writer owns its connection"))
+    })
+}
+
+fn run(store: &Store, conn: Connection, queue: &Receiver<Job>) {
+    BATCH.with(|batch| *batch.borrow_mut() = Some(conn));
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        if let Err(err) = with_conn(|c| c.execute_batch("BEGIN IMMEDIATE")) {
+            // Another process holds the write lock past the busy timeout:
+            // each write is tried on its own (and most likely answers 503).
+            tracing::warn!(error = %err, "writer: could not start a transaction");
+            let conn = BATCH.with(|b| b.borrow_mut().take());
+            for job in batch {
+                finish(store, job)(None);
+            }
+            BATCH.with(|b| *b.borrow_mut() = conn);
+            continue;
+        }
+        let dones: Vec<Done> = batch.into_iter().map(|job| finish(store, job)).collect();
+        let committed = with_conn(|c| c.execute_batch("COMMIT")).map_err(StoreError::from);
+        if committed.is_err() {
+            let _ = with_conn(|c| c.execute_batch("ROLLBACK"));
+        }
+        for done in dones {
+            done(committed.as_ref().err());
+        }
+    }
+}
+
+/// Runs one job; a panic answers its caller with an error (by dropping its
+/// answer) and leaves the batch to the others.
+fn finish(store: &Store, job: Job) -> Done {
+    let done = std::panic::catch_unwind(AssertUnwindSafe(|| job(store)))
+        .unwrap_or_else(|_| Box::new(|_| tracing::error!("writer: a write panicked")));
+    // A write may defer foreign keys for itself (the reset decoy); never
+    // for the writes after it.
+    let _ = BATCH.with(|b| {
+        b.borrow()
+            .as_ref()
+            .map(|c| c.execute_batch("PRAGMA defer_foreign_keys = OFF"))
+    });
+    done
+}
