@@ -126,3 +126,71 @@ fn finish(store: &Store, job: Job) -> Done {
     });
     done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Store;
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failing_write_undoes_only_itself_and_the_rest_are_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let writes = (0..64).map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |s| {
+                        s.in_write_tx(|c| {
+                            c.execute(
+                                "INSERT INTO settings (key, value) VALUES (?1, 'v')",
+                                [format!("k{n}")],
+                            )?;
+                            if n % 2 == 1 {
+                                return Err(StoreError::Other(format!("write {n} fails")));
+                            }
+                            Ok(n)
+                        })
+                    })
+                    .await
+            })
+        });
+        let results: Vec<_> = futures_util::future::join_all(writes).await;
+        for (n, result) in results.into_iter().enumerate() {
+            match result.unwrap() {
+                Ok(v) => assert_eq!((v, n % 2), (n, 0)),
+                Err(StoreError::Other(why)) => assert_eq!(why, format!("write {n} fails")),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        let conn = store.conn().unwrap();
+        let kept: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM settings WHERE key LIKE 'k%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 32);
+        let odd: i64 = conn
+            .query_row("SELECT COUNT(*) FROM settings WHERE key = 'k1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(odd, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_panicking_write_answers_an_error_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let panicked = store.write(|_| -> StoreResult<()> { panic!("boom") }).await;
+        assert!(panicked.is_err());
+        let (value, created) = store
+            .write(|s| s.setting_or_insert("after", || "ok".into()))
+            .await
+            .unwrap();
+        assert_eq!((value.as_str(), created), ("ok", true));
+    }
+}
