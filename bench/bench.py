@@ -245,7 +245,7 @@ def bench(args):
     # (Limits off: 256 logins of one account at once would mostly get 429.)
     latch = Latch(args.latch, LIMITS_OFF)
     tokens = latch.user("flooder")
-    env.update({"ACCESS": tokens["access"], "USERNAME": "flooder", "USERS": "1"})
+    env.update({"ACCESS": tokens["access"], "USERNAME": "flooder"})
     baseline_rss = latch.rss_kib()
     flood = {}
     flood_thread = threading.Thread(target=lambda: flood.update(

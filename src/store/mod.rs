@@ -114,6 +114,8 @@ impl Store {
 
         let setup = move |c: &mut Connection| {
             c.busy_timeout(busy_timeout)?;
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            c.pragma_update(None, "mmap_size", MMAP_BYTES)?;
             // FULL: a commit is on disk (WAL fsynced) before we acknowledge it.
             c.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         };
@@ -183,6 +185,18 @@ impl Store {
             .is_ok()
     }
 }
+
+/// `Connection::execute` through the connection's statement cache: the
+/// store's statements are parsed once per connection, not on every call.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// Statements a connection keeps parsed (the store has a few dozen).
+const STATEMENT_CACHE: usize = 64;
+/// Reads of a large database go through memory mapping (the OS page cache,
+/// shared, no copy) rather than a read call per page.
+const MMAP_BYTES: i64 = 1 << 30;
 
 /// True when `err` is a UNIQUE constraint violation on `table.column`.
 fn is_unique_violation(err: &rusqlite::Error, column: &str) -> bool {

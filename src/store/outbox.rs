@@ -1,6 +1,6 @@
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, exec};
 
 /// A mail to queue. Written in the same transaction as whatever it announces.
 #[derive(Debug, Clone)]
@@ -37,7 +37,8 @@ pub(super) fn enqueue(
     mail: &NewMail,
     reset_token_id: Option<i64>,
 ) -> StoreResult<()> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO outbox (recipient, subject, body, reset_token_id, next_attempt_ms, discard_after_ms)
          VALUES (?1, ?2, ?3, ?4, 0, ?5)",
         params![mail.recipient, mail.subject, mail.body, reset_token_id, mail.discard_after_ms],
@@ -104,14 +105,15 @@ impl Store {
     /// Forgets a mail: delivered, or never deliverable.
     pub fn remove_mail(&self, id: i64) -> StoreResult<()> {
         self.in_write_tx(|tx| {
-            tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+            exec(tx, "DELETE FROM outbox WHERE id = ?1", [id])?;
             Ok(())
         })
     }
 
     pub fn mail_failed(&self, id: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
         self.in_write_tx(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
                  WHERE id = ?1",
                 params![id, next_attempt_ms, error],
@@ -123,7 +125,11 @@ impl Store {
     /// Drops mail whose link has expired; returns how many.
     pub fn discard_stale_mail(&self, now_ms: i64) -> StoreResult<usize> {
         self.in_write_tx(|tx| {
-            Ok(tx.execute("DELETE FROM outbox WHERE discard_after_ms <= ?1", [now_ms])?)
+            Ok(exec(
+                tx,
+                "DELETE FROM outbox WHERE discard_after_ms <= ?1",
+                [now_ms],
+            )?)
         })
     }
 

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, exec};
 
 /// A refresh token latch issued: what its claims are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,8 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         self.in_write_tx(|tx| {
-            let inserted = tx.execute(
+            let inserted = exec(
+                tx,
                 "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at)
                  SELECT ?1, ?2, ?1, ?3, ?4 WHERE EXISTS
                  (SELECT 1 FROM users WHERE id = ?2 AND password_hash = ?5 AND is_active = 1)",
@@ -171,7 +172,8 @@ impl Store {
                     new.jti.clone()
                 }
             };
-            let retired = tx.execute(
+            let retired = exec(
+                tx,
                 "UPDATE refresh_tokens SET retired_at = ?2, successor = ?3
                  WHERE jti = ?1 AND retired_at IS NULL AND revoked_at IS NULL",
                 params![presented.jti, now, new.jti],
@@ -237,11 +239,13 @@ impl Store {
 /// next second, since `iat` has whole seconds: a token from this second is
 /// revoked too (a later login has a row, which the cut-off does not judge).
 pub(super) fn revoke_all_of_user(tx: &Connection, user_id: i64, now: i64) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
     )?;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE users SET tokens_revoked_before = ?2 WHERE id = ?1 AND tokens_revoked_before < ?2",
         params![user_id, now.saturating_add(1)],
     )?;
@@ -277,7 +281,8 @@ fn state(conn: &rusqlite::Connection, user_id: i64, jti: &str) -> StoreResult<Re
 }
 
 fn insert_token(tx: &Connection, token: &IssuedToken, family: &str) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -310,7 +315,8 @@ fn issued(tx: &Connection, jti: &str) -> StoreResult<Option<IssuedToken>> {
 }
 
 fn blacklist(tx: &Connection, jti: &str, expires_at: i64) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO blacklisted_tokens (jti, expires_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         params![jti, expires_at],
     )?;
@@ -318,7 +324,8 @@ fn blacklist(tx: &Connection, jti: &str, expires_at: i64) -> StoreResult<()> {
 }
 
 fn revoke_family(tx: &Connection, family: &str, now: i64) -> StoreResult<()> {
-    tx.execute(
+    exec(
+        tx,
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family = ?1 AND revoked_at IS NULL",
         params![family, now],
     )?;
@@ -328,7 +335,8 @@ fn revoke_family(tx: &Connection, family: &str, now: i64) -> StoreResult<()> {
 fn purge_expired(tx: &Connection, now: i64) -> StoreResult<()> {
     let before = now.saturating_sub(KEEP_AFTER_EXPIRY);
     for table in ["refresh_tokens", "blacklisted_tokens"] {
-        tx.execute(
+        exec(
+            tx,
             &format!(
                 "DELETE FROM {table} WHERE jti IN
                  (SELECT jti FROM {table} WHERE expires_at < ?1 LIMIT ?2)"

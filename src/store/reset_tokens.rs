@@ -2,7 +2,7 @@ use rusqlite::params;
 
 use super::outbox::{NewMail, enqueue};
 use super::refresh_tokens::revoke_all_of_user;
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, exec};
 
 /// A reset token that has not expired, been used or been superseded by a
 /// password change. Its secret part is derived, never stored.
@@ -37,7 +37,7 @@ impl Store {
             tx.execute_batch("PRAGMA defer_foreign_keys = ON")?;
             let token_id = insert_token_and_mail(tx, 0, now, mail, now)?;
             // The mail goes with its token (ON DELETE CASCADE).
-            tx.execute("DELETE FROM reset_tokens WHERE id = ?1", [token_id])?;
+            exec(tx, "DELETE FROM reset_tokens WHERE id = ?1", [token_id])?;
             Ok(())
         })
     }
@@ -65,14 +65,15 @@ impl Store {
             {
                 return Ok(false);
             }
-            let changed = tx.execute(
+            let changed = exec(
+                tx,
                 "UPDATE users SET password_hash = ?2 WHERE id = ?1 AND is_active = 1",
                 params![user_id, new_password_hash],
             )?;
             if changed == 0 {
                 return Ok(false);
             }
-            tx.execute("DELETE FROM reset_tokens WHERE user_id = ?1", [user_id])?;
+            exec(tx, "DELETE FROM reset_tokens WHERE user_id = ?1", [user_id])?;
             revoke_all_of_user(tx, user_id, now)?;
             Ok(true)
         })
@@ -87,8 +88,9 @@ fn insert_token_and_mail(
     mail: &NewMail,
     now: i64,
 ) -> StoreResult<i64> {
-    tx.execute("DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
-    tx.execute(
+    exec(tx, "DELETE FROM reset_tokens WHERE expires_at <= ?1", [now])?;
+    exec(
+        tx,
         "INSERT INTO reset_tokens (user_id, expires_at) VALUES (?1, ?2)",
         params![user_id, expires_at],
     )?;

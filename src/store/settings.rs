@@ -1,6 +1,6 @@
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, exec};
 
 impl Store {
     /// Returns the stored value of `key`, storing `make()` first if there is none.
@@ -21,7 +21,8 @@ impl Store {
                 return Ok((value, false));
             }
             let value = make();
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO settings (key, value) VALUES (?1, ?2)",
                 params![key, value],
             )?;

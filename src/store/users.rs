@@ -1,6 +1,6 @@
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{Store, StoreResult, is_unique_violation};
+use super::{Store, StoreResult, exec, is_unique_violation};
 
 /// An account as stored.
 #[derive(Debug, Clone)]
@@ -72,7 +72,8 @@ impl Store {
 
     pub fn insert_user(&self, user: &NewUser, now: i64) -> StoreResult<InsertUser> {
         self.in_write_tx(|tx| {
-            let inserted = tx.execute(
+            let inserted = exec(
+                tx,
                 "INSERT INTO users (username, email, email_key, password_hash, date_joined)
              VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![
@@ -103,7 +104,8 @@ impl Store {
         new_hash: &str,
     ) -> StoreResult<bool> {
         self.in_write_tx(|tx| {
-            let changed = tx.execute(
+            let changed = exec(
+                tx,
                 "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
                 params![id, old_hash, new_hash],
             )?;

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, exec};
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 128;
@@ -58,13 +58,45 @@ pub(super) fn batching() -> bool {
 /// Runs `f` in a savepoint of the batch (see [`batching`]).
 pub(super) fn in_batch<T>(f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
     BATCH.with(|batch| {
-        let mut batch = batch.borrow_mut();
-        let conn = batch.as_mut().expect("called inside a batch");
-        let savepoint = conn.savepoint()?;
-        let value = f(&savepoint)?;
-        savepoint.commit()?;
+        let batch = batch.borrow();
+        let conn = batch.as_ref().expect("called inside a batch");
+        let savepoint = Savepoint::start(conn)?;
+        let value = f(conn)?;
+        savepoint.release()?;
         Ok(value)
     })
+}
+
+/// One write's savepoint: rolled back unless released, also when the write
+/// fails or panics. (rusqlite's own would parse its SQL on every write.)
+struct Savepoint<'c> {
+    conn: &'c Connection,
+    released: bool,
+}
+
+impl<'c> Savepoint<'c> {
+    fn start(conn: &'c Connection) -> StoreResult<Savepoint<'c>> {
+        exec(conn, "SAVEPOINT write", [])?;
+        Ok(Savepoint {
+            conn,
+            released: false,
+        })
+    }
+
+    fn release(mut self) -> StoreResult<()> {
+        exec(self.conn, "RELEASE write", [])?;
+        self.released = true;
+        Ok(())
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            let _ = exec(self.conn, "ROLLBACK TO write", []);
+            let _ = exec(self.conn, "RELEASE write", []);
+        }
+    }
 }
 
 /// Starts the writer thread on `conn`. It ends when every sender is gone.
@@ -122,7 +154,7 @@ fn finish(store: &Store, job: Job) -> Done {
     let _ = BATCH.with(|b| {
         b.borrow()
             .as_ref()
-            .map(|c| c.execute_batch("PRAGMA defer_foreign_keys = OFF"))
+            .map(|c| exec(c, "PRAGMA defer_foreign_keys = OFF", []))
     });
     done
 }
