@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet --bin latch --example bare_warp --example scrypt_time
+cargo build --release --quiet --bin latch --example bare_warp --example scrypt_time --example reference
 exec python3 bench/bench.py bench "$@"

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, Secret};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, Shared};
 use crate::limits::{ClientIp, Limits};
 use crate::mail::{self, Mailer};
 use crate::passwords::Hasher;
@@ -106,7 +106,7 @@ impl Server {
                 }
             })
         });
-        let state = AppState {
+        let state = AppState::new(Shared {
             client_ip: Arc::new(ClientIp::new(&config.limits.trusted_proxies)),
             config: Arc::new(config),
             store: store.clone(),
@@ -117,7 +117,7 @@ impl Server {
             mail_queued,
             clock,
             limits,
-        };
+        });
         let limits = http::Limits {
             header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs),

@@ -78,10 +78,15 @@ fn main() -> std::process::ExitCode {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&loaded.config.log.level));
+    // A request never waits for stdout: lines go to a buffer that a thread
+    // of its own writes out (and flushes when `_flush` drops at exit). When
+    // the buffer is full, lines are dropped rather than requests held up.
+    let (stdout, _flush) = tracing_appender::non_blocking(std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(stdout)
         .init();
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");

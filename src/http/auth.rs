@@ -2,31 +2,22 @@
 //! `TokenRefreshView` and a view behind `JWTAuthentication`.
 
 use serde_json::json;
-use warp::Filter as _;
-use warp::filters::BoxedFilter;
 use warp::http::header;
-use warp::reply::Response;
 
 use super::input::char_fields;
-use super::{AppState, GET, HandlerResult, POST, Request, api_path, endpoint, reply_no_store};
+use super::{AppState, GET, HandlerResult, POST, Request, Route, endpoint, reply_no_store};
 use crate::error::ApiError;
 use crate::revocation::{self, Presented};
 use crate::store::User;
 use crate::tokens::{self, TokenType};
 use crate::validate::normalize_username;
 
-pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    endpoint(api_path(&["login"]), POST, state, login)
-        .or(endpoint(
-            api_path(&["token", "refresh"]),
-            POST,
-            state,
-            refresh,
-        ))
-        .unify()
-        .or(endpoint(api_path(&["profile"]), GET, state, profile))
-        .unify()
-        .boxed()
+pub fn routes() -> [Route; 3] {
+    [
+        endpoint("/api/auth/login", POST, login),
+        endpoint("/api/auth/token/refresh", POST, refresh),
+        endpoint("/api/auth/profile", GET, profile),
+    ]
 }
 
 /// `POST login/ {username, password}` -> `{"refresh", "access"}`.

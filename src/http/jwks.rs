@@ -2,22 +2,15 @@
 //! services that verify latch's tokens themselves. Only with EdDSA or RS256;
 //! with an HMAC secret there is nothing to publish and the path is unknown.
 
-use warp::Filter as _;
-use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
-use warp::reply::Response;
 
-use super::{AppState, GET, HandlerResult, Request, endpoint};
+use super::{AppState, GET, HandlerResult, Request, Route, endpoint};
 use crate::error::{ApiError, json_response};
 
 /// The route, or none when tokens are HMAC-signed.
-pub fn routes(state: &AppState) -> Option<BoxedFilter<(Response,)>> {
+pub fn routes(state: &AppState) -> Option<Route> {
     state.tokens.jwks()?;
-    let path = warp::path(".well-known")
-        .and(warp::path("jwks.json"))
-        .and(warp::path::end())
-        .boxed();
-    Some(endpoint(path, GET, state, jwks))
+    Some(endpoint("/.well-known/jwks.json", GET, jwks))
 }
 
 async fn jwks(state: AppState, _req: Request) -> HandlerResult {

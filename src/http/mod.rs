@@ -12,16 +12,19 @@ mod register;
 mod serve;
 mod tokens;
 
-pub use serve::{Limits, PeerAddr, serve};
+pub use serve::{Limits, peer_addr, serve};
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use warp::filters::BoxedFilter;
+use warp::filters::path::FullPath;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
@@ -38,9 +41,26 @@ use crate::validate::PasswordPolicy;
 
 pub use input::Request;
 
-/// What every handler can reach.
+/// What every handler can reach: one reference-counted pointer, cloned once
+/// per request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub tokens: Arc<Tokens>,
@@ -73,20 +93,16 @@ pub type HandlerResult = Result<Response, ApiError>;
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let mut api = health(&state)
-        .or(auth::routes(&state))
-        .unify()
-        .or(register::routes(&state))
-        .unify()
-        .or(password::routes(&state))
-        .unify()
-        .or(tokens::routes(&state))
-        .unify()
-        .boxed();
-    if let Some(jwks) = jwks::routes(&state) {
-        api = api.or(jwks).unify().boxed();
-    }
-    let api = api.or(not_found()).unify().boxed();
+    let table: HashMap<&'static str, Route> = [health()]
+        .into_iter()
+        .chain(auth::routes())
+        .chain(register::routes())
+        .chain(password::routes())
+        .chain(tokens::routes())
+        .chain(jwks::routes(&state))
+        .map(|route| (route.path, route))
+        .collect();
+    let api = dispatch(state.clone(), Arc::new(table));
     let api = match cors(&state.config.cors.allowed_origins) {
         Some(cors) => api.with(cors).map(warp::Reply::into_response).boxed(),
         None => api,
@@ -150,38 +166,70 @@ fn log_request(info: warp::log::Info<'_>) {
     );
 }
 
-/// An endpoint at `path` answering `methods` with `handler`. Other methods get
-/// a 405 naming them; OPTIONS lists what is allowed.
-pub(crate) fn endpoint<H, Fut>(
-    path: BoxedFilter<()>,
+/// Handles one endpoint's requests.
+type Handler = Arc<dyn Fn(AppState, Request) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+
+/// An endpoint: its path (without the trailing slash, which is optional),
+/// the methods it answers (others get a 405 naming them; OPTIONS lists what
+/// is allowed), and its handler.
+pub(crate) struct Route {
+    path: &'static str,
     methods: &'static [Method],
-    state: &AppState,
-    handler: H,
-) -> BoxedFilter<(Response,)>
+    handler: Handler,
+}
+
+pub(crate) fn endpoint<H, Fut>(path: &'static str, methods: &'static [Method], handler: H) -> Route
 where
-    H: Fn(AppState, Request) -> Fut + Clone + Send + Sync + 'static,
+    H: Fn(AppState, Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
-    let allow: &'static str = allow_header(methods);
-    let state = state.clone();
+    Route {
+        path,
+        methods,
+        handler: Arc::new(move |state, request| Box::pin(handler(state, request))),
+    }
+}
+
+/// Every request: its endpoint is looked up by path in one step (not tried
+/// route after route), then answered; unknown paths get the JSON 404.
+fn dispatch(state: AppState, table: Arc<HashMap<&'static str, Route>>) -> BoxedFilter<(Response,)> {
     let limit = state.config.server.max_body_bytes;
     let body_timeout = std::time::Duration::from_secs(state.config.server.body_read_timeout_secs);
-    path.and(warp::method())
+    // Built only from filters that never reject, so every request ends here.
+    warp::path::full()
+        .and(warp::method())
         .and(warp::header::headers_cloned())
         .and(raw_query())
-        .and(warp::ext::optional::<PeerAddr>())
         .and(warp::body::stream())
         .then(
-            move |method: Method, headers, query: String, peer: Option<PeerAddr>, body| {
-                let call = Call {
-                    state: state.clone(),
-                    methods,
-                    allow,
-                    limit,
-                    body_timeout,
-                };
-                let request = (method, headers, query, peer.map(|p| p.0));
-                call.respond(handler.clone(), request, body)
+            move |path: FullPath, method: Method, headers, query: String, body| {
+                let path = path.as_str();
+                let key = path
+                    .strip_suffix('/')
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or(path);
+                let found = table
+                    .get(key)
+                    .map(|route| (route.methods, route.handler.clone()));
+                let state = state.clone();
+                async move {
+                    let Some((methods, handler)) = found else {
+                        let body = std::pin::pin!(body);
+                        let announced = input::announced_length(&headers);
+                        return finish_body(announced, body, ApiError::NotFound.into_response())
+                            .await;
+                    };
+                    let call = Call {
+                        state,
+                        methods,
+                        allow: allow_header(methods),
+                        limit,
+                        body_timeout,
+                    };
+                    let request = (method, headers, query, peer_addr());
+                    call.respond(|state, request| handler(state, request), request, body)
+                        .await
+                }
             },
         )
         .boxed()
@@ -228,10 +276,16 @@ impl Call {
             .into_response()
         } else {
             let result = async {
-                let reading = input::read_body(announced, body.as_mut(), self.limit);
-                let body = tokio::time::timeout(self.body_timeout, reading)
-                    .await
-                    .unwrap_or(Err(ApiError::BodyTimeout))?;
+                // A body already here (or none) is read without arming the
+                // body timeout; one still on its way gets the deadline.
+                let mut reading =
+                    std::pin::pin!(input::read_body(announced, body.as_mut(), self.limit));
+                let body = match futures_util::poll!(reading.as_mut()) {
+                    std::task::Poll::Ready(read) => read,
+                    std::task::Poll::Pending => tokio::time::timeout(self.body_timeout, reading)
+                        .await
+                        .unwrap_or(Err(ApiError::BodyTimeout)),
+                }?;
                 let request = Request {
                     headers,
                     query,
@@ -268,19 +322,6 @@ where
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
-}
-
-/// Unknown paths: 404, after draining the body like any other early answer.
-fn not_found() -> BoxedFilter<(Response,)> {
-    // Built only from filters that never reject, so every path ends here.
-    warp::header::headers_cloned()
-        .map(|headers: warp::http::HeaderMap| input::announced_length(&headers))
-        .and(warp::body::stream())
-        .then(|announced, body| async move {
-            let body = std::pin::pin!(body);
-            finish_body(announced, body, ApiError::NotFound.into_response()).await
-        })
-        .boxed()
 }
 
 /// The raw query string, empty when there is none.
@@ -324,25 +365,14 @@ pub(crate) fn reply_no_store(body: Value) -> HandlerResult {
     Ok(response)
 }
 
-/// `/api/auth/<name>` with or without a trailing slash (warp treats both alike).
-pub(crate) fn api_path(segments: &'static [&'static str]) -> BoxedFilter<()> {
-    let mut filter = warp::path("api").and(warp::path("auth")).boxed();
-    for segment in segments {
-        filter = filter.and(warp::path(*segment)).boxed();
-    }
-    filter.and(warp::path::end()).boxed()
-}
-
 const GET: &[Method] = &[Method::GET];
 const POST: &[Method] = &[Method::POST];
 
 /// `GET /healthz`: 200 once the database answers.
-fn health(state: &AppState) -> BoxedFilter<(Response,)> {
-    let path = warp::path("healthz").and(warp::path::end()).boxed();
+fn health() -> Route {
     endpoint(
-        path,
+        "/healthz",
         GET,
-        state,
         |state: AppState, _req: Request| async move {
             if state.store.is_healthy() {
                 reply(StatusCode::OK, json!({"status": "ok"}))

@@ -3,28 +3,20 @@
 //! sets the new password. How tokens are made is in `crate::reset`.
 
 use serde_json::json;
-use warp::Filter as _;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
 
 use super::input::{ViewField, view_field};
-use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
+use super::{AppState, HandlerResult, POST, Request, Route, endpoint, reply};
 use crate::error::ApiError;
 use crate::reset::{LINK_PLACEHOLDER, decode_uid};
 use crate::store::NewMail;
 use crate::validate::email_lookup_key;
 
-pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    endpoint(api_path(&["password", "reset"]), POST, state, request_reset)
-        .or(endpoint(
-            api_path(&["password", "reset", "confirm"]),
-            POST,
-            state,
-            confirm_reset,
-        ))
-        .unify()
-        .boxed()
+pub fn routes() -> [Route; 2] {
+    [
+        endpoint("/api/auth/password/reset", POST, request_reset),
+        endpoint("/api/auth/password/reset/confirm", POST, confirm_reset),
+    ]
 }
 
 const INVALID_TOKEN: &str = "Invalid or expired token";

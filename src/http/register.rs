@@ -2,18 +2,16 @@
 //! view, with the validation Django's user model adds on top.
 
 use serde_json::json;
-use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::reply::Response;
 
 use super::input::{ViewField, view_field};
-use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply};
+use super::{AppState, HandlerResult, POST, Request, Route, endpoint, reply};
 use crate::error::ApiError;
 use crate::store::{InsertUser, NewUser};
 use crate::validate::{Email, Username};
 
-pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    endpoint(api_path(&["register"]), POST, state, register)
+pub fn routes() -> [Route; 1] {
+    [endpoint("/api/auth/register", POST, register)]
 }
 
 const USERNAME_TAKEN: &str = "Username already exists.";

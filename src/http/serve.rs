@@ -33,9 +33,16 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use warp::Filter;
 
-/// The connecting address, put into every request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub std::net::SocketAddr);
+tokio::task_local! {
+    /// The connecting address, for the requests of the connection being
+    /// served on this task (hyper polls them on the connection's task).
+    static PEER: std::net::SocketAddr;
+}
+
+/// The address of the client whose request is being handled, if known.
+pub fn peer_addr() -> Option<std::net::SocketAddr> {
+    PEER.try_with(|peer| *peer).ok()
+}
 
 pub struct Limits {
     pub header_read_timeout: Duration,
@@ -80,12 +87,11 @@ pub async fn serve<F>(
         let service = Tracked {
             inner: TowerToHyperService::new(warp::service(routes.clone())),
             in_flight: in_flight.clone(),
-            peer: PeerAddr(peer),
         };
         let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, in_flight));
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
-        connections.spawn(async move {
+        connections.spawn(PEER.scope(peer, async move {
             let _slot = slot;
             // HTTP/1 only: the header read timeout is an HTTP/1 setting, and
             // a connection that negotiated HTTP/2 would escape it.
@@ -97,7 +103,7 @@ pub async fn serve<F>(
             if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
-        });
+        }));
     }
     drop(listener);
     graceful.shutdown().await;
@@ -113,27 +119,38 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 struct Tracked<S> {
     inner: S,
     in_flight: Arc<AtomicUsize>,
-    peer: PeerAddr,
 }
 
 impl<S> hyper::service::Service<hyper::Request<Incoming>> for Tracked<S>
 where
     S: hyper::service::Service<hyper::Request<Incoming>>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Counted<S::Future>;
 
-    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
-        request.extensions_mut().insert(self.peer);
-        let guard = InFlight::enter(&self.in_flight);
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await;
-            drop(guard);
-            response
-        })
+    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+        Counted {
+            _in_flight: InFlight::enter(&self.in_flight),
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's future, counted as in flight until it is dropped.
+    struct Counted<F> {
+        #[pin]
+        inner: F,
+        _in_flight: InFlight,
+    }
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
     }
 }
 
@@ -160,8 +177,9 @@ struct IdleTimeout<S> {
     inner: S,
     idle: Duration,
     last_activity: Instant,
-    /// Moved only when a poll is about to return Pending, not on every byte:
-    /// reading the clock is cheap, re-arming a timer less so.
+    /// Armed once per connection, and moved only when it fires while there
+    /// was activity since it was set: reading the clock on activity is cheap,
+    /// moving a timer on every read that would wait is not.
     timer: Pin<Box<Sleep>>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -199,15 +217,19 @@ impl<S> IdleTimeout<S> {
     /// Ready(TimedOut) once `idle` has passed since the last activity;
     /// registers for a wake-up at that moment otherwise.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let deadline = self.last_activity + self.idle;
-        if self.timer.deadline() != deadline {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let deadline = self.last_activity + self.idle;
+            if deadline <= Instant::now() {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connection idle for too long",
+                ));
+            }
+            // There was activity since the timer was set: move it on to the
+            // deadline that activity gives.
             self.timer.as_mut().reset(deadline);
         }
-        ready!(self.timer.as_mut().poll(cx));
-        Poll::Ready(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "connection idle for too long",
-        ))
     }
 }
 

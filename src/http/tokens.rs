@@ -2,36 +2,21 @@
 //! `token/blacklist/` (also `logout/`), and `logout/all/`.
 
 use serde_json::json;
-use warp::Filter as _;
-use warp::filters::BoxedFilter;
-use warp::reply::Response;
 
 use super::auth::authenticate;
 use super::input::char_fields;
-use super::{AppState, HandlerResult, POST, Request, api_path, endpoint, reply_no_store};
+use super::{AppState, HandlerResult, POST, Request, Route, endpoint, reply_no_store};
 use crate::error::ApiError;
 use crate::revocation::{self, Presented};
 use crate::tokens::{TokenError, TokenType};
 
-pub fn routes(state: &AppState) -> BoxedFilter<(Response,)> {
-    endpoint(api_path(&["token", "verify"]), POST, state, verify)
-        .or(endpoint(
-            api_path(&["token", "blacklist"]),
-            POST,
-            state,
-            blacklist,
-        ))
-        .unify()
-        .or(endpoint(api_path(&["logout"]), POST, state, blacklist))
-        .unify()
-        .or(endpoint(
-            api_path(&["logout", "all"]),
-            POST,
-            state,
-            logout_all,
-        ))
-        .unify()
-        .boxed()
+pub fn routes() -> [Route; 4] {
+    [
+        endpoint("/api/auth/token/verify", POST, verify),
+        endpoint("/api/auth/token/blacklist", POST, blacklist),
+        endpoint("/api/auth/logout", POST, blacklist),
+        endpoint("/api/auth/logout/all", POST, logout_all),
+    ]
 }
 
 /// `POST token/verify/ {token}` -> `{}` for a valid token of either type; a

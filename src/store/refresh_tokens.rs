@@ -48,6 +48,13 @@ pub enum Verdict {
     Invalid,
 }
 
+impl Verdict {
+    /// The token may be used (rotated or not).
+    pub fn is_usable(self) -> bool {
+        matches!(self, Verdict::Usable | Verdict::InGrace)
+    }
+}
+
 impl RefreshState {
     /// `iat` is the token's issue time; `grace` the rotation grace window.
     pub fn verdict(&self, user_id: i64, iat: i64, now: i64, grace: i64) -> Verdict {
