@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod log_writer;
 pub mod mail;
 pub mod passwords;
 pub mod reset;

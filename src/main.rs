@@ -79,9 +79,8 @@ fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&loaded.config.log.level));
     // A request never waits for stdout: lines go to a buffer that a thread
-    // of its own writes out (and flushes when `_flush` drops at exit). When
-    // the buffer is full, lines are dropped rather than requests held up.
-    let (stdout, _flush) = tracing_appender::non_blocking(std::io::stdout());
+    // of its own writes out (all of it when `_flush` drops at exit).
+    let (stdout, _flush) = latch::log_writer::batched(std::io::stdout());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
