@@ -227,3 +227,41 @@ async fn an_http2_prior_knowledge_client_is_turned_away_at_once() {
         String::from_utf8_lossy(&answer)
     );
 }
+
+/// The idle timer is armed once per connection and moved on only when it
+/// fires: a keep-alive connection in steady use must outlive several idle
+/// periods, and still be closed once it falls silent.
+#[tokio::test]
+async fn a_connection_in_steady_use_outlives_the_idle_timeout_and_is_closed_once_silent() {
+    let app = spawn_app_with(|c| c.server.idle_timeout_secs = 1).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    for n in 0..12 {
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("an answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&buffer[..read]);
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK"),
+            "request {n}: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(3),
+        "three idle periods in use"
+    );
+    let silent = Instant::now();
+    let rest = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        silent.elapsed() < Duration::from_secs(5),
+        "closed once silent"
+    );
+}
