@@ -205,8 +205,23 @@ fn is_unique_violation(err: &rusqlite::Error, column: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A store on a temporary file with one user, ann (id 1), whose password
+    /// hash is `hash`.
+    pub(crate) fn store_with_user(hash: &str) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let user = NewUser {
+            username: "ann".into(),
+            email: "a@x.io".into(),
+            email_key: "a@x.io".into(),
+            password_hash: hash.into(),
+        };
+        store.insert_user(&user, 0).unwrap();
+        (dir, store)
+    }
 
     #[test]
     fn migrations_are_valid() {

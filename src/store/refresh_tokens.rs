@@ -197,13 +197,7 @@ impl Store {
     /// Revokes the family of `jti` (a replayed token seen by verify).
     pub fn revoke_family_of(&self, jti: &str, now: i64) -> StoreResult<()> {
         self.in_write_tx(|tx| {
-            let family: Option<String> = tx
-                .query_row(
-                    "SELECT family FROM refresh_tokens WHERE jti = ?1",
-                    [jti],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let family = family_of(tx, jti)?;
             revoke_family(tx, family.as_deref().unwrap_or(jti), now)
         })
     }
@@ -213,14 +207,7 @@ impl Store {
     pub fn blacklist_token(&self, jti: &str, expires_at: i64, now: i64) -> StoreResult<()> {
         self.in_write_tx(|tx| {
             blacklist(tx, jti, expires_at)?;
-            let family: Option<String> = tx
-                .query_row(
-                    "SELECT family FROM refresh_tokens WHERE jti = ?1",
-                    [jti],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(family) = family {
+            if let Some(family) = family_of(tx, jti)? {
                 revoke_family(tx, &family, now)?;
             }
             purge_expired(tx, now)
@@ -330,6 +317,17 @@ fn blacklist(tx: &Connection, jti: &str, expires_at: i64) -> StoreResult<()> {
     Ok(())
 }
 
+/// The login family of the token recorded as `jti`, if it has a row.
+fn family_of(tx: &Connection, jti: &str) -> StoreResult<Option<String>> {
+    Ok(tx
+        .query_row(
+            "SELECT family FROM refresh_tokens WHERE jti = ?1",
+            [jti],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 fn revoke_family(tx: &Connection, family: &str, now: i64) -> StoreResult<()> {
     exec(
         tx,
@@ -357,20 +355,10 @@ fn purge_expired(tx: &Connection, now: i64) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewUser;
     use std::time::Duration;
 
     fn store_with_user() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
-        let user = NewUser {
-            username: "ann".into(),
-            email: "a@x.io".into(),
-            email_key: "a@x.io".into(),
-            password_hash: "h".into(),
-        };
-        store.insert_user(&user, 0).unwrap();
-        (dir, store)
+        crate::store::tests::store_with_user("h")
     }
 
     fn token(jti: &str, issued_at: i64) -> IssuedToken {

@@ -119,8 +119,6 @@ fn live_tokens(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::NewUser;
-    use std::time::Duration;
 
     fn mail() -> NewMail {
         NewMail {
@@ -133,15 +131,7 @@ mod tests {
 
     #[test]
     fn token_is_single_use_expires_and_takes_its_mail_along() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
-        let user = NewUser {
-            username: "ann".into(),
-            email: "a@x.io".into(),
-            email_key: "a@x.io".into(),
-            password_hash: "old".into(),
-        };
-        store.insert_user(&user, 0).unwrap();
+        let (_dir, store) = crate::store::tests::store_with_user("old");
         let a = store.create_reset_token(1, 100, &mail(), 0).unwrap();
         let b = store.create_reset_token(1, 100, &mail(), 0).unwrap();
         assert_eq!(store.queued_mail_count().unwrap(), 2);

@@ -249,6 +249,17 @@ impl TestApp {
             .await
     }
 
+    /// Registers `username` (`<username>@example.com`, [`PASSWORD`]), asks
+    /// for a reset, and returns the (uid, token) of the link in the mail.
+    pub async fn user_with_reset_link(&self, username: &str) -> (String, String) {
+        let email = format!("{username}@example.com");
+        let r = self.register(username, &email, PASSWORD).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        self.request_reset(&email).await;
+        let mail = self.smtp.wait_for_mail(1, Duration::from_secs(10)).await;
+        mail[0].reset_params()
+    }
+
     pub async fn confirm_reset(&self, uid: &str, token: &str, new_password: &str) -> TestResponse {
         let path = format!("/api/auth/password/reset/confirm/?uid={uid}&token={token}");
         self.post_json(&path, json!({"new_password": new_password}))

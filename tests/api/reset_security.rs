@@ -9,13 +9,7 @@ const INVALID_TOKEN: &str = r#"{"error":"Invalid or expired token"}"#;
 
 /// Registers ann, asks for a reset, returns (uid, token, token id, expiry).
 async fn reset_link(app: &TestApp) -> (String, String, i64, i64) {
-    app.register("ann", "ann@example.com", PASSWORD).await;
-    app.request_reset("ann@example.com").await;
-    let mail = app
-        .smtp
-        .wait_for_mail(1, std::time::Duration::from_secs(10))
-        .await;
-    let (uid, token) = mail[0].reset_params();
+    let (uid, token) = app.user_with_reset_link("ann").await;
     let (id, expires_at): (i64, i64) = app
         .db()
         .query_row("SELECT id, expires_at FROM reset_tokens", [], |r| {

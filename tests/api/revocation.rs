@@ -294,13 +294,7 @@ async fn a_login_racing_a_password_reset_does_not_outlive_it() {
         c.password.scrypt_p = 1;
     })
     .await;
-    app.register("ann", "ann@example.com", PASSWORD).await;
-    app.request_reset("ann@example.com").await;
-    let mail = app
-        .smtp
-        .wait_for_mail(1, std::time::Duration::from_secs(10))
-        .await;
-    let (uid, token) = mail[0].reset_params();
+    let (uid, token) = app.user_with_reset_link("ann").await;
     app.restart_with(|c| {
         c.password.scrypt_log_n = 4;
         c.password.hash_threads = 2;
