@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
-use rusqlite_migration::{M, Migrations};
 
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
@@ -67,11 +66,52 @@ impl From<r2d2::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/001_initial.sql")),
-        M::up(include_str!("migrations/002_token_lifecycle.sql")),
-    ])
+/// The schema, one step per file, in order; `PRAGMA user_version` counts
+/// the steps a database has had.
+const MIGRATIONS: [&str; 2] = [
+    include_str!("migrations/001_initial.sql"),
+    include_str!("migrations/002_token_lifecycle.sql"),
+];
+
+/// Sets WAL mode and says which mode the file is in. Another process
+/// switching the same new file at that moment makes SQLite answer "locked"
+/// at once, without waiting (its busy handler is not called for this lock):
+/// that is retried for as long as the busy timeout allows.
+fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<String> {
+    let started = std::time::Instant::now();
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(err)
+                if err.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && started.elapsed() < busy_timeout =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Brings the schema up to date in one transaction that takes the write lock
+/// before it reads the version: of processes opening a new file together,
+/// one migrates and the others wait for it, then find nothing left to do.
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database has schema version {version}, but this latch knows only {}: it was made by a newer latch",
+            MIGRATIONS.len()
+        );
+    }
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("applying schema step {}", step + 1))?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// A pool of connections to one SQLite file, for reads, and the writer
@@ -98,18 +138,15 @@ impl Store {
         let mut conn = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
         conn.busy_timeout(busy_timeout)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .context("switching the database to WAL mode")?;
+        let mode =
+            switch_to_wal(&conn, busy_timeout).context("switching the database to WAL mode")?;
         if !mode.eq_ignore_ascii_case("wal") {
             anyhow::bail!(
                 "database {} cannot use WAL mode (got {mode:?}); is it on a network filesystem?",
                 path.display()
             );
         }
-        migrations()
-            .to_latest(&mut conn)
-            .context("migrating the database schema")?;
+        migrate(&mut conn).context("migrating the database schema")?;
         drop(conn);
 
         let setup = move |c: &mut Connection| {
@@ -224,8 +261,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn migrations_are_valid() {
-        migrations().validate().unwrap();
+    fn migrations_apply_in_order_once_and_refuse_a_newer_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        let version: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err().to_string();
+        assert!(err.contains("newer latch"), "{err}");
     }
 
     #[test]
@@ -247,5 +294,37 @@ pub(crate) mod tests {
         assert_eq!(sync, 2, "synchronous=FULL");
         assert_eq!(fk, 1);
         assert!(store.is_healthy());
+    }
+}
+
+#[cfg(test)]
+mod concurrent_open {
+    use super::*;
+
+    /// Several processes (here: connections on threads, which SQLite locks
+    /// alike) opening one new file at once: exactly one migrates it, and all
+    /// of them open it.
+    #[test]
+    fn stores_opened_together_on_a_new_file_migrate_it_exactly_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.db");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let opened: Vec<_> = (0..4)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Store::open(&path, Duration::from_secs(10), 1).map(|_| ())
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|t| t.join().unwrap())
+                .collect();
+            for result in opened {
+                result.unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+            }
+        }
     }
 }

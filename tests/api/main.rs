@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod login;
 mod mail;
+mod multi_process;
 mod password_reset;
 mod password_rules;
 mod process;
