@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use latch::config::{self, Overrides, Sources};
+use latch::config::{self, LogFormat, Overrides, Sources};
 use tracing_subscriber::EnvFilter;
 
 /// latch: a self-hosted authentication server speaking the Django REST
@@ -81,12 +81,17 @@ fn main() -> std::process::ExitCode {
     // A request never waits for stdout: lines go to a buffer that a thread
     // of its own writes out (all of it when `_flush` drops at exit).
     let (stdout, _flush) = latch::log_writer::batched(std::io::stdout());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(stdout)
-        .init();
+        .with_writer(stdout);
+    match loaded.config.log.format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        // One object per line: {"timestamp", "level", "message", fields...}.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }

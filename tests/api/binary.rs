@@ -142,3 +142,39 @@ async fn serves_on_defaults_logs_safely_and_stops_gracefully_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
     latch.wait_for("stopped");
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let latch = Process::start(
+        dir.path(),
+        &["--smtp-port", "1"],
+        &[("LATCH_LOG_FORMAT", "json")],
+    );
+    let listening = latch.wait_for("latch is listening");
+    let line: serde_json::Value = serde_json::from_str(&listening).expect("a JSON line");
+    let addr = line["addr"]
+        .as_str()
+        .expect("the address as a field")
+        .to_string();
+    let r = reqwest::get(format!("http://{addr}/healthz?token=secret-in-query"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let request = latch.wait_for("\"path\":\"/healthz\"");
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["status"], 200);
+    assert_eq!(request["level"], "INFO");
+    assert!(request["timestamp"].is_string());
+    let output = latch.output();
+    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(parsed.is_object(), "{line}");
+    }
+    assert!(
+        !output.contains("secret-in-query"),
+        "the query is never logged"
+    );
+}
