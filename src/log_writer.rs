@@ -3,8 +3,10 @@
 //! (a slow terminal, a stuck pipe). tracing-appender's non-blocking writer
 //! does the same line by line, waking its thread for every line: at tens of
 //! thousands of requests a second that wake-up cost more than the write it
-//! saves (measured in BENCHMARKS.md). Here writers only append; the thread
-//! wakes on a timer, or early when much is waiting.
+//! saves (measured in BENCHMARKS.md). Here writers only append: the thread
+//! is woken by the first line after it wrote, then gives that line up to
+//! `FLUSH_EVERY` to gather company (less when much is waiting). An idle
+//! server's log thread sleeps.
 //!
 //! If the output stops taking lines, at most `MAX_PENDING` bytes wait; later
 //! lines are dropped, and how many is written once the output moves again.
@@ -13,7 +15,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -79,10 +81,18 @@ fn write_out<W: Write>(shared: &Shared, mut output: W) {
     loop {
         let closing = {
             let mut pending = lock(shared);
-            if pending.bytes.len() < WAKE_AT && !pending.closing {
+            while pending.bytes.is_empty() && !pending.closing {
+                pending = shared.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+            }
+            let deadline = Instant::now() + FLUSH_EVERY;
+            while pending.bytes.len() < WAKE_AT && !pending.closing {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
                 pending = shared
                     .wake
-                    .wait_timeout(pending, FLUSH_EVERY)
+                    .wait_timeout(pending, left)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
@@ -127,8 +137,11 @@ impl Write for LineWriter<'_> {
             self.0.dropped.fetch_add(1, Ordering::Relaxed);
             return Ok(data.len());
         }
+        let first = pending.bytes.is_empty();
         pending.bytes.extend_from_slice(data);
-        if pending.bytes.len() >= WAKE_AT {
+        // The thread sleeps until a first line comes, and cuts its wait for
+        // company short when much is waiting: no wake-up for other lines.
+        if first || pending.bytes.len() >= WAKE_AT {
             self.0.wake.notify_one();
         }
         Ok(data.len())
@@ -150,7 +163,6 @@ impl<'a> MakeWriter<'a> for BatchedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     /// An output that records what it got, and can be made to hang.
     #[derive(Clone, Default)]
@@ -211,6 +223,44 @@ mod tests {
         assert!(
             got.len() <= MAX_PENDING + 4096,
             "at most MAX_PENDING waited"
+        );
+    }
+}
+
+#[cfg(test)]
+mod idle {
+    use super::*;
+
+    /// An output that counts the writes it gets.
+    struct Counting(Arc<AtomicU64>);
+
+    impl Write for Counting {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_is_written_within_the_flush_interval_and_lines_close_together_share_a_write() {
+        let writes = Arc::new(AtomicU64::new(0));
+        let (writer, guard) = batched(Counting(writes.clone()));
+        let started = Instant::now();
+        for n in 0..100 {
+            writeln!(writer.make_writer(), "line {n}").unwrap();
+        }
+        while writes.load(Ordering::SeqCst) == 0 {
+            assert!(started.elapsed() < Duration::from_secs(5), "never written");
+            std::thread::yield_now();
+        }
+        assert!(started.elapsed() < FLUSH_EVERY * 10);
+        drop(guard);
+        assert!(
+            writes.load(Ordering::SeqCst) <= 2,
+            "one write for the burst, not one a line"
         );
     }
 }

@@ -252,22 +252,15 @@ impl Worker {
     /// Removes a mail that is done with; if that fails, remembers it so it
     /// is not sent again. True when the row is gone.
     async fn remove(&mut self, id: i64) -> bool {
-        match self.store.write(move |s| s.remove_mail(id)).await {
-            Ok(()) => true,
-            Err(err) => {
-                let delay = backoff(0, self.retry_max);
-                tracing::warn!(mail_id = id, error = %err, retry_in_ms = delay.as_millis() as u64,
-                    "outbox: could not remove a finished mail; it will not be sent again, removal will be retried");
-                self.unremoved.insert(
-                    id,
-                    Removal {
-                        failures: 1,
-                        next_try: Instant::now() + delay,
-                    },
-                );
-                false
-            }
-        }
+        let now = Instant::now();
+        self.unremoved.insert(
+            id,
+            Removal {
+                failures: 0,
+                next_try: now,
+            },
+        );
+        self.try_remove(id).await
     }
 
     /// Retries the removals that are due. True when none of them failed.
@@ -281,23 +274,35 @@ impl Worker {
             .collect();
         let mut all_done = true;
         for id in due {
-            match self.store.write(move |s| s.remove_mail(id)).await {
-                Ok(()) => {
-                    self.unremoved.remove(&id);
-                    tracing::info!(mail_id = id, "outbox: finished mail removed at last");
-                }
-                Err(err) => {
-                    all_done = false;
-                    let removal = self.unremoved.get_mut(&id).expect("listed above");
-                    let delay = backoff(removal.failures, self.retry_max);
-                    removal.failures += 1;
-                    removal.next_try = Instant::now() + delay;
-                    tracing::warn!(mail_id = id, attempt = removal.failures, retry_in_ms = delay.as_millis() as u64,
-                        error = %err, "outbox: removing a finished mail failed again");
-                }
-            }
+            all_done &= self.try_remove(id).await;
         }
         all_done
+    }
+
+    /// One attempt at removing an owed mail: forgotten once its row is gone,
+    /// tried again later, after a growing pause, if not.
+    async fn try_remove(&mut self, id: i64) -> bool {
+        let result = self.store.write(move |s| s.remove_mail(id)).await;
+        let Some(removal) = self.unremoved.get_mut(&id) else {
+            return true;
+        };
+        match result {
+            Ok(()) => {
+                if removal.failures > 0 {
+                    tracing::info!(mail_id = id, "outbox: finished mail removed at last");
+                }
+                self.unremoved.remove(&id);
+                true
+            }
+            Err(err) => {
+                let delay = backoff(removal.failures, self.retry_max);
+                removal.failures += 1;
+                removal.next_try = Instant::now() + delay;
+                tracing::warn!(mail_id = id, attempt = removal.failures, retry_in_ms = delay.as_millis() as u64,
+                    error = %err, "outbox: could not remove a finished mail; it will not be sent again, removal will be retried");
+                false
+            }
+        }
     }
 
     fn unremoved_ids(&self) -> Vec<i64> {
