@@ -100,7 +100,7 @@ impl Server {
                 let mut tick = tokio::time::interval(LIMITS_HOUSEKEEPING);
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => limits.housekeeping(),
+                        _ = tick.tick() => { limits.housekeeping(); }
                         _ = stopped.changed() => return,
                     }
                 }

@@ -133,6 +133,8 @@ pub struct Limits {
     reset_requests: Limiter<IpAddr>,
     /// None when `reset.mail_cooldown_secs` is 0.
     reset_mail: Option<Limiter<String>>,
+    /// Untracked decisions already reported by `housekeeping`.
+    reported_untracked: std::sync::atomic::AtomicU64,
 }
 
 /// A login's reservation: one cell per limit, given back when the password
@@ -159,6 +161,7 @@ impl Limits {
             reset_requests: Limiter::new(limits.reset_requests_per_ip, ip_window),
             reset_mail: (reset.mail_cooldown_secs > 0)
                 .then(|| Limiter::new(1, Duration::from_secs(reset.mail_cooldown_secs))),
+            reported_untracked: Default::default(),
         })
     }
 
@@ -205,8 +208,9 @@ impl Limits {
         }
     }
 
-    /// Forgets keys back at a full allowance; run every minute or so.
-    pub fn housekeeping(&self) {
+    /// Forgets keys back at a full allowance, and says how many decisions
+    /// went untracked since it last ran; run every minute or so.
+    pub fn housekeeping(&self) -> u64 {
         self.login_per_account.housekeeping();
         self.login_per_ip.housekeeping();
         self.registrations.housekeeping();
@@ -222,13 +226,23 @@ impl Limits {
                 .reset_mail
                 .as_ref()
                 .map_or(0, Limiter::untracked_decisions);
-        if untracked > 0 {
+        let new = self.newly_untracked(untracked);
+        if new > 0 {
             tracing::warn!(
-                untracked,
+                untracked = new,
                 max_keys = MAX_KEYS,
                 "rate limiters are full: some clients or usernames were not tracked (a flood of distinct keys?)"
             );
         }
+        new
+    }
+
+    /// Of `total` untracked decisions so far, how many were not yet reported.
+    fn newly_untracked(&self, total: u64) -> u64 {
+        let before = self
+            .reported_untracked
+            .swap(total, std::sync::atomic::Ordering::Relaxed);
+        total.saturating_sub(before)
     }
 }
 
@@ -301,6 +315,16 @@ mod tests {
             capped.acquire(&0).is_err(),
             "tracked keys are still limited"
         );
+    }
+
+    #[test]
+    fn a_full_limiter_is_reported_once_per_increase_not_every_minute() {
+        let limits =
+            Limits::from_config(&LimitsConfig::default(), &ResetConfig::default()).unwrap();
+        assert_eq!(limits.housekeeping(), 0);
+        assert_eq!(limits.newly_untracked(5), 5);
+        assert_eq!(limits.newly_untracked(5), 0);
+        assert_eq!(limits.newly_untracked(8), 3);
     }
 
     #[test]
