@@ -31,9 +31,10 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
         ViewField::Text(email) => email,
     };
     let now = state.clock.now();
+    let email_key = email_lookup_key(&email);
     let user = state
         .store
-        .user_by_email_key(&email_lookup_key(&email))?
+        .user_by_email_key(&email_key)?
         .filter(|u| u.is_active);
     let Some(user) = user else {
         if state.config.reset.reveal_unknown_email {
@@ -44,14 +45,13 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
     let cooled_down = state
         .limits
         .as_ref()
-        .is_none_or(|l| l.reset_mail_allowed(&user.email_key));
+        .is_none_or(|l| l.reset_mail_allowed(&email_key));
     if !cooled_down {
         return link_not_sent(&state, &user.email, now).await;
     }
 
     let (mail, expires_at) = reset_mail(&state, &user.email, now);
     // The token and its mail are stored together, then the 200 is sent.
-    let email_key = user.email_key.clone();
     let stored = state
         .store
         .write(move |s| s.create_reset_token(user.id, expires_at, &mail, now))

@@ -68,9 +68,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The schema, one step per file, in order; `PRAGMA user_version` counts
 /// the steps a database has had.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_token_lifecycle.sql"),
+    include_str!("migrations/003_django_accounts.sql"),
 ];
 
 /// Sets WAL mode and says which mode the file is in. Another process
@@ -97,6 +98,10 @@ fn switch_to_wal(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<
 /// one migrates and the others wait for it, then find nothing left to do.
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    // A step that rebuilds a table drops the old one: with foreign keys on,
+    // that would cascade into the rows pointing at it. The references are
+    // checked instead, before the commit.
+    conn.pragma_update(None, "foreign_keys", false)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > MIGRATIONS.len() {
@@ -105,10 +110,20 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
             MIGRATIONS.len()
         );
     }
+    if version == MIGRATIONS.len() {
+        return Ok(());
+    }
     for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(sql)
             .with_context(|| format!("applying schema step {}", step + 1))?;
     }
+    let dangling: i64 = tx.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    anyhow::ensure!(
+        dangling == 0,
+        "the schema steps left {dangling} rows pointing at nothing"
+    );
     tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
     tx.commit()?;
     Ok(())
@@ -273,6 +288,51 @@ pub(crate) mod tests {
             .unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer latch"), "{err}");
+    }
+
+    #[test]
+    fn rebuilding_the_users_table_keeps_rows_references_and_the_id_high_water_mark() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO users (id, username, email, email_key, password_hash, date_joined, tokens_revoked_before)
+                 VALUES (1, 'ann', 'Ann@x.io', 'ann@x.io', 'h', 10, 7), (5, 'bob', 'b@x.io', 'b@x.io', 'h', 11, 0);
+             DELETE FROM users WHERE id = 5;
+             INSERT INTO refresh_tokens (jti, user_id, family, issued_at, expires_at) VALUES ('j', 1, 'j', 1, 2);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let row: (String, String, i64, i64) = conn
+            .query_row(
+                "SELECT username, email, tokens_revoked_before, (SELECT COUNT(*) FROM refresh_tokens WHERE user_id = 1) FROM users WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("ann".into(), "Ann@x.io".into(), 7, 1));
+        conn.execute_batch(
+            "INSERT INTO users (username, email, email_key, password_hash, date_joined) VALUES ('new', '', NULL, 'h', 0), ('new2', '', NULL, 'h', 0)",
+        )
+        .unwrap();
+        let id: i64 = conn
+            .query_row("SELECT id FROM users WHERE username = 'new'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, 6, "the id of deleted bob (5) is not handed out again");
+        // A blank address has no key, and a real one must have one.
+        let mismatched = conn.execute(
+            "INSERT INTO users (username, email, email_key, password_hash, date_joined) VALUES ('x', 'x@x.io', NULL, 'h', 0)",
+            [],
+        );
+        assert!(mismatched.is_err());
+        // The cascade still works through the rebuilt table.
+        conn.execute_batch("PRAGMA foreign_keys = ON; DELETE FROM users WHERE id = 1;")
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM refresh_tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[test]

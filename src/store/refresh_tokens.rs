@@ -126,6 +126,13 @@ impl Store {
                     verified_hash
                 ],
             )?;
+            if inserted == 1 {
+                exec(
+                    tx,
+                    "UPDATE users SET last_login = ?2 WHERE id = ?1",
+                    params![token.user_id, now],
+                )?;
+            }
             purge_expired(tx, now)?;
             Ok(inserted == 1)
         })

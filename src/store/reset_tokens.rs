@@ -1,7 +1,7 @@
 use rusqlite::params;
 
 use super::outbox::{NewMail, enqueue};
-use super::refresh_tokens::revoke_all_of_user;
+use super::users::end_sessions;
 use super::{Store, StoreResult, exec};
 
 /// A reset token that has not expired, been used or been superseded by a
@@ -73,8 +73,7 @@ impl Store {
             if changed == 0 {
                 return Ok(false);
             }
-            exec(tx, "DELETE FROM reset_tokens WHERE user_id = ?1", [user_id])?;
-            revoke_all_of_user(tx, user_id, now)?;
+            end_sessions(tx, user_id, now)?;
             Ok(true)
         })
     }

@@ -1,17 +1,31 @@
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::refresh_tokens::revoke_all_of_user;
 use super::{Store, StoreResult, exec, is_unique_violation};
 
-/// An account as stored.
-#[derive(Debug, Clone)]
+/// What a password change does besides the change: reset links die (their
+/// queued mail with them) and every refresh token of the user is revoked.
+pub(super) fn end_sessions(tx: &rusqlite::Connection, id: i64, now: i64) -> StoreResult<()> {
+    exec(tx, "DELETE FROM reset_tokens WHERE user_id = ?1", [id])?;
+    revoke_all_of_user(tx, id, now)
+}
+
+/// An account as stored. Times are Unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub username: String,
+    /// Blank for some users brought over from Django.
     pub email: String,
     pub password_hash: String,
     pub is_active: bool,
-    /// The address folded to lower case, as it is unique.
-    pub email_key: String,
+    /// The address folded to lower case, as it is unique; None when blank.
+    pub email_key: Option<String>,
+    /// Kept from Django, shown by the admin commands; latch grants nothing by them.
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: i64,
+    pub last_login: Option<i64>,
 }
 
 /// What registration stores; every field already validated and normalized.
@@ -32,9 +46,10 @@ pub enum InsertUser {
     EmailTaken,
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key";
+pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key, \
+     is_staff, is_superuser, date_joined, last_login";
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
         username: row.get(1)?,
@@ -42,6 +57,10 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         password_hash: row.get(3)?,
         is_active: row.get(4)?,
         email_key: row.get(5)?,
+        is_staff: row.get(6)?,
+        is_superuser: row.get(7)?,
+        date_joined: row.get(8)?,
+        last_login: row.get(9)?,
     })
 }
 
@@ -93,6 +112,55 @@ impl Store {
                 Err(e) => Err(e.into()),
             }
         })
+    }
+
+    /// Every user, by id.
+    pub fn users(&self) -> StoreResult<Vec<User>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+        let users = stmt.query_map([], user_from_row)?;
+        Ok(users.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets a new password hash (an administrator's doing): every reset link
+    /// of the user dies and every refresh token is revoked, as after a reset.
+    /// False when there is no such user.
+    pub fn set_password(&self, id: i64, new_hash: &str, now: i64) -> StoreResult<bool> {
+        self.in_write_tx(|tx| {
+            let changed = exec(
+                tx,
+                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+                params![id, new_hash],
+            )?;
+            if changed == 1 {
+                end_sessions(tx, id, now)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    /// Lets the user log in again, or not. Deactivating also revokes the
+    /// user's refresh tokens and reset links, so that activating the account
+    /// later does not bring back the sessions it had. False when there is no
+    /// such user.
+    pub fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<bool> {
+        self.in_write_tx(|tx| {
+            let changed = exec(
+                tx,
+                "UPDATE users SET is_active = ?2 WHERE id = ?1",
+                params![id, active],
+            )?;
+            if changed == 1 && !active {
+                end_sessions(tx, id, now)?;
+            }
+            Ok(changed == 1)
+        })
+    }
+
+    /// Deletes the user with its tokens, reset links and their queued mail.
+    /// Its id is never handed out again. False when there is no such user.
+    pub fn delete_user(&self, id: i64) -> StoreResult<bool> {
+        self.in_write_tx(|tx| Ok(exec(tx, "DELETE FROM users WHERE id = ?1", [id])? == 1))
     }
 
     /// Replaces a hash with a stronger one for the same password, unless the
