@@ -153,6 +153,22 @@ impl ApiError {
     }
 }
 
+/// One line for a person at a terminal (the admin commands): the message a
+/// client would get, or what went wrong inside.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Message(text) => f.write_str(text),
+            ApiError::Unavailable(err) => write!(f, "the database is unavailable: {err}"),
+            ApiError::Internal(err) => f.write_str(err),
+            other => {
+                let (status, body) = other.status_and_body();
+                write!(f, "{status}: {body}")
+            }
+        }
+    }
+}
+
 impl warp::Reply for ApiError {
     fn into_response(self) -> Response {
         ApiError::into_response(self)

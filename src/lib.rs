@@ -6,7 +6,9 @@
 //! (reset links) and `validate`; `clock` is the one source of time; `mail` delivers the outbox; `error` turns every
 //! failure into the documented JSON reply.
 
+pub mod accounts;
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

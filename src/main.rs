@@ -1,9 +1,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use latch::config::{self, LogFormat, Overrides, Sources};
+use latch::cli;
+use latch::config::{self, Loaded, LogFormat, Overrides, Sources};
 use tracing_subscriber::EnvFilter;
 
 /// latch: a self-hosted authentication server speaking the Django REST
@@ -26,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (what latch does with no subcommand).
     Serve(ServeArgs),
+    /// Manage accounts: create, list, show, set-password, activate, deactivate, delete.
+    User(cli::user::UserArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -47,35 +51,74 @@ struct ServeArgs {
     smtp_port: Option<u16>,
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let (config_file, overrides) = match &command {
+        Command::Serve(args) => (
+            args.config.clone(),
+            Overrides {
+                bind: args.bind,
+                db: args.db.clone(),
+                smtp_host: args.smtp_host.clone(),
+                smtp_port: args.smtp_port,
+            },
+        ),
+        Command::User(args) => target(&args.target),
     };
-    let loaded = match config::load(Sources {
-        config_file: args.config,
-        default_config_file: Some(latch::Config::default_file().to_path_buf()),
-        env: match environment() {
-            Ok(env) => env,
-            Err(name) => {
-                eprintln!("latch: environment variable {name} is not valid UTF-8");
-                return std::process::ExitCode::from(2);
-            }
-        },
-        overrides: Overrides {
-            bind: args.bind,
-            db: args.db,
-            smtp_host: args.smtp_host,
-            smtp_port: args.smtp_port,
-        },
-    }) {
+    let loaded = match load_config(config_file, overrides) {
         Ok(loaded) => loaded,
-        Err(err) => {
-            eprintln!("latch: {err:#}");
-            return std::process::ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
+    match command {
+        Command::Serve(_) => run_server(loaded),
+        Command::User(args) => {
+            admin_logs(&loaded);
+            cli::finish(cli::user::run(loaded.config, args.command))
+        }
+    }
+}
+
+/// The configuration file and overrides an admin command names.
+fn target(target: &cli::Target) -> (Option<PathBuf>, Overrides) {
+    let overrides = Overrides {
+        db: target.db.clone(),
+        ..Overrides::default()
+    };
+    (target.config.clone(), overrides)
+}
+
+/// Every configuration layer, or exit code 2 with the reason on stderr.
+fn load_config(config_file: Option<PathBuf>, overrides: Overrides) -> Result<Loaded, ExitCode> {
+    let env = environment().map_err(|name| {
+        eprintln!("latch: environment variable {name} is not valid UTF-8");
+        ExitCode::from(2)
+    })?;
+    config::load(Sources {
+        config_file,
+        default_config_file: Some(latch::Config::default_file().to_path_buf()),
+        env,
+        overrides,
+    })
+    .map_err(|err| {
+        eprintln!("latch: {err:#}");
+        ExitCode::from(2)
+    })
+}
+
+/// An admin command's own output is on stdout; warnings go to stderr.
+fn admin_logs(loaded: &Loaded) {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("warn"))
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
+fn run_server(loaded: Loaded) -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&loaded.config.log.level));
     // A request never waits for stdout: lines go to a buffer that a thread
@@ -96,10 +139,10 @@ fn main() -> std::process::ExitCode {
         tracing::warn!("{warning}");
     }
     match serve(loaded.config) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

@@ -7,6 +7,7 @@ use warp::http::StatusCode;
 
 use super::input::{ViewField, view_field};
 use super::{AppState, HandlerResult, POST, Request, Route, endpoint, reply};
+use crate::accounts;
 use crate::error::ApiError;
 use crate::reset::{LINK_PLACEHOLDER, decode_uid};
 use crate::store::NewMail;
@@ -130,11 +131,14 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
         ViewField::NotText => return Err(ApiError::message("New password must be a string")),
         ViewField::Text(password) => password,
     };
-    state
-        .password_policy
-        .check(&new_password, &user.username, &user.email)
-        .map_err(ApiError::Message)?;
-    let new_hash = state.hasher.hash(new_password).await?;
+    let new_hash = accounts::new_password_hash(
+        &state.hasher,
+        &state.password_policy,
+        new_password,
+        &user.username,
+        &user.email,
+    )
+    .await?;
     // Checked again inside the write: of two racing confirmations, one wins.
     let changed = state
         .store

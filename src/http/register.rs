@@ -6,16 +6,12 @@ use warp::http::StatusCode;
 
 use super::input::{ViewField, view_field};
 use super::{AppState, HandlerResult, POST, Request, Route, endpoint, reply};
+use crate::accounts;
 use crate::error::ApiError;
-use crate::store::{InsertUser, NewUser};
-use crate::validate::{Email, Username};
 
 pub fn routes() -> [Route; 1] {
     [endpoint("/api/auth/register", POST, register)]
 }
-
-const USERNAME_TAKEN: &str = "Username already exists.";
-const EMAIL_TAKEN: &str = "Email already exists.";
 
 async fn register(state: AppState, req: Request) -> HandlerResult {
     if let Some(limits) = &state.limits {
@@ -36,38 +32,18 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
         ));
     };
 
-    let username = Username::parse(&username).map_err(ApiError::Message)?;
-    // The spec's order of errors: a taken username is reported before any
-    // other problem. The INSERT below still decides races.
-    if state.store.user_by_username(username.as_str())?.is_some() {
-        return Err(ApiError::message(USERNAME_TAKEN));
-    }
-    let email = Email::parse(&email).map_err(ApiError::Message)?;
-    if state.store.user_by_email_key(email.key())?.is_some() {
-        return Err(ApiError::message(EMAIL_TAKEN));
-    }
-    state
-        .password_policy
-        .check(&password, username.as_str(), email.address())
-        .map_err(ApiError::Message)?;
-
     let now = state.clock.now();
-    let user = NewUser {
-        username: username.into_string(),
-        email: email.address().to_string(),
-        email_key: email.key().to_string(),
-        password_hash: state.hasher.hash(password).await?,
-    };
-    match state
-        .store
-        .write(move |s| s.insert_user(&user, now))
-        .await?
-    {
-        InsertUser::Created(_) => reply(
-            StatusCode::CREATED,
-            json!({"message": "User registered successfully."}),
-        ),
-        InsertUser::UsernameTaken => Err(ApiError::message(USERNAME_TAKEN)),
-        InsertUser::EmailTaken => Err(ApiError::message(EMAIL_TAKEN)),
-    }
+    let account = (username.as_str(), email.as_str(), password);
+    accounts::create(
+        &state.store,
+        &state.hasher,
+        &state.password_policy,
+        account,
+        now,
+    )
+    .await?;
+    reply(
+        StatusCode::CREATED,
+        json!({"message": "User registered successfully."}),
+    )
 }

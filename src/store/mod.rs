@@ -317,7 +317,9 @@ pub(crate) mod tests {
         )
         .unwrap();
         let id: i64 = conn
-            .query_row("SELECT id FROM users WHERE username = 'new'", [], |r| r.get(0))
+            .query_row("SELECT id FROM users WHERE username = 'new'", [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(id, 6, "the id of deleted bob (5) is not handed out again");
         // A blank address has no key, and a real one must have one.
