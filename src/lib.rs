@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod limits;
 pub mod log_writer;
 pub mod mail;

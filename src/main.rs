@@ -30,6 +30,8 @@ enum Command {
     Serve(ServeArgs),
     /// Manage accounts: create, list, show, set-password, activate, deactivate, delete.
     User(cli::user::UserArgs),
+    /// Bring users over from Django: `latch import django SOURCE`.
+    Import(cli::import_django::ImportArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             },
         ),
         Command::User(args) => target(&args.target),
+        Command::Import(args) => target(&args.target),
     };
     let loaded = match load_config(config_file, overrides) {
         Ok(loaded) => loaded,
@@ -75,6 +78,10 @@ fn main() -> ExitCode {
         Command::User(args) => {
             admin_logs(&loaded);
             cli::finish(cli::user::run(loaded.config, args.command))
+        }
+        Command::Import(args) => {
+            admin_logs(&loaded);
+            cli::finish(cli::import_django::run(loaded.config, args.from))
         }
     }
 }

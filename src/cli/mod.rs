@@ -5,6 +5,7 @@
 //! A command prints its result on stdout and, when it fails, one line
 //! `latch: <what went wrong>` on stderr with exit code 1.
 
+pub mod import_django;
 pub mod user;
 
 use std::io::IsTerminal as _;

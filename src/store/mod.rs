@@ -5,6 +5,7 @@
 //! writes commit with `synchronous=FULL` (an fsync) and are meant to be called
 //! through [`Store::write`], which runs them on tokio's blocking pool.
 
+mod django;
 mod outbox;
 mod refresh_tokens;
 mod reset_tokens;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+pub use django::{DjangoTable, DjangoUser, ImportedUser, read_django_sqlite};
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
 pub use reset_tokens::LiveResetToken;

@@ -74,6 +74,7 @@ django.setup()
 from django.contrib.auth import hashers  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.core.serializers import json as json_serializer  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 
@@ -157,6 +158,23 @@ def dumpdata():
     call_command("dumpdata", "auth.user", output=os.path.join(out, "dumpdata.json"), indent=None, verbosity=0)
 
 
+class NoM2MSerializer(json_serializer.Serializer):
+    """dumpdata's serializer for users in no group and with no permission of
+    their own: Django's costs two querysets per user to find that out (a
+    minute for 100,000 users). The output is byte for byte what dumpdata
+    writes (checked by hand)."""
+
+    def handle_m2m_field(self, obj, field):
+        self._current[field.name] = []
+
+
+def fast_dumpdata():
+    for field in User._meta.local_many_to_many:
+        assert not field.remote_field.through.objects.exists()
+    with open(os.path.join(out, "dumpdata.json"), "w", encoding="utf-8") as stream:
+        NoM2MSerializer().serialize(User.objects.order_by("pk").iterator(chunk_size=2000), indent=None, stream=stream)
+
+
 def write_manifest(manifest):
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as file:
         json.dump(manifest, file, ensure_ascii=False, indent=1)
@@ -182,7 +200,7 @@ if job.get("count") is not None:
                     for n in range(start, min(start + 5000, count + 1))
                 ]
             )
-    dumpdata()
+    fast_dumpdata()
     write_manifest({
         "count": count,
         "max_id_ever": sequence(),

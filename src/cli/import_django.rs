@@ -1,0 +1,154 @@
+//! `latch import django SOURCE`: users from a Django project's SQLite
+//! database or a `manage.py dumpdata auth.user` export, with their ids and
+//! password hashes.
+
+use std::cell::Cell;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{Failure, Missing, Outcome, Target, Tools};
+use crate::config::Config;
+use crate::import;
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(subcommand)]
+    pub from: ImportFrom,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportFrom {
+    /// Users of a Django project: its SQLite database file (read-only, never
+    /// written) or the JSON of `manage.py dumpdata auth.user`.
+    Django {
+        source: PathBuf,
+        /// Change nothing; print what the import would do, conflicts included.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import the users without conflicts and list the others, instead of
+        /// stopping before writing anything.
+        #[arg(long)]
+        skip_conflicts: bool,
+    },
+}
+
+/// Below this many users there is nothing to watch.
+const PROGRESS_FROM: usize = 10_000;
+
+pub fn run(config: Config, from: ImportFrom) -> Outcome {
+    let ImportFrom::Django {
+        source,
+        dry_run,
+        skip_conflicts,
+    } = from;
+    let read = import::read_source(&source)?;
+    let total = read.table.users.len();
+    println!(
+        "{}: a Django {} with {total} users",
+        source.display(),
+        read.kind
+    );
+    if read.other_objects > 0 {
+        println!(
+            "  ({} objects of other models in the export are ignored)",
+            read.other_objects
+        );
+    }
+    // A dry run against a database that does not exist yet plans against
+    // an empty one, and leaves no file behind.
+    let mut config = config;
+    let scratch = tempfile::tempdir()?;
+    if dry_run && !config.database.path.exists() {
+        config.database.path = scratch.path().join("empty.db");
+    }
+    let tools = Tools::open(config, Missing::Create)?;
+    let plan = import::plan(&tools.store, read.table)?;
+    println!("  new:                {}", plan.new.len());
+    println!("  already in latch:   {} (left alone)", plan.present);
+    println!("  conflicts:          {}", plan.conflicts.len());
+    let verb = if skip_conflicts {
+        "skipped"
+    } else {
+        "conflict"
+    };
+    for conflict in &plan.conflicts {
+        println!("{verb}: {conflict}");
+    }
+    if !plan.conflicts.is_empty() && !skip_conflicts {
+        let would = if dry_run { "would stop" } else { "stopped" };
+        return Err(Failure(format!(
+            "the import {would} before writing anything: {} conflicts (listed above); fix them in Django, or pass --skip-conflicts to import the other users",
+            plan.conflicts.len()
+        )));
+    }
+    if dry_run {
+        println!(
+            "dry run: nothing was changed; the import would add {} users",
+            plan.new.len()
+        );
+        return Ok(());
+    }
+    let progress = Progress::new(plan.new.len());
+    import::apply(&tools.store, &plan, &|n| progress.show(n))?;
+    progress.finish();
+    match plan.new.len() {
+        0 => println!("nothing new to import"),
+        n => println!(
+            "imported {n} users; accounts made in latch from now on get ids above {}",
+            tools.store.max_user_id_ever()?
+        ),
+    }
+    Ok(())
+}
+
+/// A bar on a terminal, a line per tenth otherwise (logs of a CI job).
+enum Progress {
+    Quiet,
+    Bar(indicatif::ProgressBar),
+    Lines { total: usize, shown: Cell<usize> },
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        if total < PROGRESS_FROM {
+            return Progress::Quiet;
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "importing {bar:40} {pos}/{len} users ({per_sec}, {eta} left)",
+            ) {
+                bar.set_style(style);
+            }
+            return Progress::Bar(bar);
+        }
+        Progress::Lines {
+            total,
+            shown: Cell::new(0),
+        }
+    }
+
+    fn show(&self, done: usize) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Bar(bar) => bar.set_position(done as u64),
+            Progress::Lines { total, shown } => {
+                let tenths = done * 10 / total;
+                if tenths > shown.get() {
+                    shown.set(tenths);
+                    eprintln!("importing: {done} of {total} users");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,189 @@
+use super::*;
+use crate::store::NewUser;
+
+fn django(id: i64, username: &str, email: &str) -> DjangoUser {
+    DjangoUser {
+        id,
+        username: username.into(),
+        email: email.into(),
+        password: format!("pbkdf2_sha256$1000$salt{id}$hash"),
+        is_active: true,
+        is_staff: false,
+        is_superuser: false,
+        date_joined: "2024-01-02 03:04:05.123456".into(),
+        last_login: None,
+    }
+}
+
+fn table(users: Vec<DjangoUser>, max_id_ever: i64) -> DjangoTable {
+    DjangoTable { users, max_id_ever }
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        &dir.path().join("t.db"),
+        std::time::Duration::from_secs(1),
+        2,
+    )
+    .unwrap();
+    (dir, store)
+}
+
+fn reasons(plan: &Plan) -> Vec<String> {
+    plan.conflicts.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
+    let (_dir, store) = store();
+    let mut staff = django(7, "Zoë", "");
+    staff.is_staff = true;
+    staff.last_login = Some("2024-05-06T07:08:09Z".into());
+    let users = vec![
+        django(2, "ann", "Ann@Example.com"),
+        staff,
+        django(9, "bob", ""),
+    ];
+    let plan = plan(&store, table(users, 12)).unwrap();
+    assert_eq!(reasons(&plan), Vec::<String>::new());
+    apply(&store, &plan, &|_| {}).unwrap();
+
+    let zoe = store.user_by_id(7).unwrap().unwrap();
+    assert_eq!(zoe.username, "Zoë");
+    assert_eq!((zoe.email.as_str(), zoe.email_key), ("", None));
+    assert!(zoe.is_staff && !zoe.is_superuser && zoe.is_active);
+    assert_eq!(zoe.last_login, Some(1714979289));
+    assert_eq!(zoe.date_joined, 1704164645);
+    assert_eq!(zoe.password_hash, "pbkdf2_sha256$1000$salt7$hash");
+    let ann = store.user_by_email_key("ann@example.com").unwrap().unwrap();
+    assert_eq!((ann.id, ann.email.as_str()), (2, "Ann@Example.com"));
+
+    let new = NewUser {
+        username: "carl".into(),
+        email: "c@x.io".into(),
+        email_key: "c@x.io".into(),
+        password_hash: "h".into(),
+    };
+    assert_eq!(
+        store.insert_user(&new, 0).unwrap(),
+        crate::store::InsertUser::Created(13),
+        "above Django's sequence (12), not just its largest id left (9)"
+    );
+}
+
+#[test]
+fn a_second_run_leaves_everyone_alone_including_changed_hashes() {
+    let (_dir, store) = store();
+    let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
+    apply(
+        &store,
+        &plan(&store, table(users.clone(), 2)).unwrap(),
+        &|_| {},
+    )
+    .unwrap();
+    assert!(
+        store
+            .upgrade_password_hash(1, "pbkdf2_sha256$1000$salt1$hash", "$scrypt$new")
+            .unwrap()
+    );
+    let again = plan(&store, table(users, 2)).unwrap();
+    assert_eq!(
+        (again.new.len(), again.present, again.conflicts.len()),
+        (0, 2, 0)
+    );
+    apply(&store, &again, &|_| {}).unwrap();
+    assert_eq!(
+        store.user_by_id(1).unwrap().unwrap().password_hash,
+        "$scrypt$new"
+    );
+}
+
+#[test]
+fn conflicts_are_named_and_nothing_is_merged() {
+    let (_dir, store) = store();
+    // Latch users that were here first.
+    for (name, email) in [("ann", "ann@x.io"), ("taken", "t@x.io")] {
+        let new = NewUser {
+            username: name.into(),
+            email: email.into(),
+            email_key: email.into(),
+            password_hash: "h".into(),
+        };
+        store.insert_user(&new, 0).unwrap();
+    }
+    let users = vec![
+        django(1, "not-ann", "z@x.io"),         // id 1 is latch's ann
+        django(10, "taken", "other@x.io"),      // username of latch's id 2
+        django(11, "Case", "Case@Example.com"), // these two differ only in case
+        django(12, "case", "case@EXAMPLE.com"),
+        django(13, "has space", "s@x.io"), // latch refuses the username
+        django(14, "ﬁsh", "f@x.io"),       // not NFKC: logins would read "fish"
+        django(15, "mail", "not-an-address"), // latch refuses the email
+        django(16, "dup", "T@x.io"),       // latch's "taken" has this address
+        django(17, "ok", ""),
+    ];
+    let mut bad_date = django(18, "when", "");
+    bad_date.date_joined = "yesterday".into();
+    let mut users = users;
+    users.push(bad_date);
+    let plan = plan(&store, table(users, 18)).unwrap();
+    let found = reasons(&plan);
+    let expect = [
+        r#""not-ann" (id 1): its id is taken by the latch user "ann""#,
+        r#""taken" (id 10): its username is taken by the latch user with id 2"#,
+        r#""Case" (id 11): its email Case@Example.com is also the email of "case" (id 12, case@EXAMPLE.com)"#,
+        r#""case" (id 12): its email case@EXAMPLE.com is also the email of "Case" (id 11, Case@Example.com)"#,
+        r#""has space" (id 13): latch refuses the username"#,
+        r#""ﬁsh" (id 14): the username is not in the normal form (NFKC) that logins are read in, which is "fish""#,
+        r#""mail" (id 15): latch refuses the email "not-an-address""#,
+        r#""dup" (id 16): its email is taken by the latch user "taken" (id 2)"#,
+        r#""when" (id 18): its date_joined "yesterday" is not a date"#,
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (found, expect) in found.iter().zip(expect) {
+        assert!(
+            found.starts_with(expect),
+            "{found}\n does not start with\n{expect}"
+        );
+    }
+    assert_eq!(plan.new.len(), 1);
+    assert_eq!(plan.new[0].username, "ok");
+}
+
+#[test]
+fn a_registration_racing_the_import_fails_it_whole() {
+    let (_dir, store) = store();
+    let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
+    let plan = plan(&store, table(users, 2)).unwrap();
+    // After the plan, before the write: someone registers as bob.
+    let bob = NewUser {
+        username: "bob".into(),
+        email: "bob@elsewhere.io".into(),
+        email_key: "bob@elsewhere.io".into(),
+        password_hash: "h".into(),
+    };
+    store.insert_user(&bob, 0).unwrap();
+    let err = apply(&store, &plan, &|_| {}).unwrap_err().to_string();
+    // bob got id 1 in latch, which is ann's in Django.
+    assert!(
+        err.contains("\"ann\" (id 1): its id was taken by another account while importing"),
+        "{err}"
+    );
+    assert!(
+        store.user_by_username("ann").unwrap().is_none(),
+        "nothing is stored half-way"
+    );
+}
+
+#[test]
+fn django_times_in_every_form_it_writes() {
+    assert_eq!(django_time("2024-01-02 03:04:05"), Some(1704164645));
+    assert_eq!(django_time("2024-01-02 03:04:05.999999"), Some(1704164645));
+    assert_eq!(django_time("2024-01-02T03:04:05.123Z"), Some(1704164645));
+    assert_eq!(django_time("2024-01-02T05:04:05+02:00"), Some(1704164645));
+    assert_eq!(django_time("2024-01-02 05:04:05+02:00"), Some(1704164645));
+    assert_eq!(django_time("2024-01-02T03:04:05"), Some(1704164645));
+    assert_eq!(django_time(""), None);
+    assert_eq!(django_time("02/01/2024"), None);
+}
