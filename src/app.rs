@@ -17,12 +17,10 @@ use crate::limits::{ClientIp, Limits};
 use crate::mail::{self, Mailer};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
-use crate::store::Store;
+use crate::store::{Store, settings};
 use crate::tokens::Tokens;
 use crate::validate::PasswordPolicy;
 
-const SECRET_SETTING: &str = "jwt_secret";
-const RESET_SECRET_SETTING: &str = "reset_secret";
 /// How often the rate limiters forget keys that are back to a full allowance.
 const LIMITS_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
@@ -55,7 +53,7 @@ impl Server {
             &store,
             config.jwt.secret.as_ref(),
             "jwt.secret",
-            SECRET_SETTING,
+            settings::JWT_SECRET,
         )?;
         // With EdDSA/RS256 the key files sign and the secret is unused.
         let tokens = Tokens::new(&config.jwt, secret.as_bytes())?;
@@ -72,7 +70,7 @@ impl Server {
             &store,
             config.reset.secret.as_ref(),
             "reset.secret",
-            RESET_SECRET_SETTING,
+            settings::RESET_SECRET,
         )?;
         let resets = Arc::new(ResetLinks::new(reset_secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;

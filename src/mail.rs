@@ -34,21 +34,27 @@ enum Transport {
     File(AsyncFileTransport<Tokio1Executor>),
 }
 
-pub struct Mailer {
+/// The configured way out for mail (SMTP or a folder), and the sender.
+pub struct Outgoing {
     transport: Transport,
     from: Mailbox,
-    resets: Arc<ResetLinks>,
+    /// "host:port" of the SMTP server, or the folder, for messages.
+    target: String,
 }
 
-impl Mailer {
-    pub fn from_config(config: &Config, resets: Arc<ResetLinks>) -> anyhow::Result<Mailer> {
+impl Outgoing {
+    pub fn from_config(config: &Config) -> anyhow::Result<Outgoing> {
         let from: Mailbox = config.mail.from.parse().context("invalid mail.from")?;
-        let transport = match config.mail.transport {
+        let (transport, target) = match config.mail.transport {
             MailTransport::File => {
                 std::fs::create_dir_all(&config.mail.file_dir).with_context(|| {
                     format!("creating mail.file_dir {}", config.mail.file_dir.display())
                 })?;
-                Transport::File(AsyncFileTransport::new(&config.mail.file_dir))
+                let folder = config.mail.file_dir.display().to_string();
+                (
+                    Transport::File(AsyncFileTransport::new(&config.mail.file_dir)),
+                    folder,
+                )
             }
             MailTransport::Smtp => {
                 let smtp = &config.smtp;
@@ -72,41 +78,107 @@ impl Mailer {
                         password.expose().to_string(),
                     ));
                 }
-                Transport::Smtp(builder.build())
+                (
+                    Transport::Smtp(builder.build()),
+                    format!("{}:{}", smtp.host, smtp.port),
+                )
             }
         };
-        Ok(Mailer {
+        Ok(Outgoing {
             transport,
             from,
+            target,
+        })
+    }
+
+    /// Where mail goes: the SMTP server's "host:port", or the folder.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Sends a plain-text mail now. What the SMTP server answered (its code
+    /// and text), or the whole chain of what went wrong (DNS, TLS,
+    /// authentication, a refusal), in one line.
+    pub async fn send_now(&self, to: &str, subject: &str, body: String) -> Result<String, String> {
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| format!("bad recipient address: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| format!("could not build the message: {e}"))?;
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(|response| {
+                    let text: Vec<&str> = response.message().collect();
+                    format!("{} {}", response.code(), text.join(" "))
+                })
+                .map_err(|e| error_chain(&e)),
+            Transport::File(file) => file
+                .send(message)
+                .await
+                .map(|id| format!("written to {}/{id}.eml", self.target))
+                .map_err(|e| error_chain(&e)),
+        }
+    }
+
+    /// Connects to the SMTP server and says EHLO (or, for the folder, checks
+    /// it can be written to), sending nothing.
+    pub async fn check(&self) -> Result<(), String> {
+        match &self.transport {
+            Transport::Smtp(smtp) => match smtp.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err("the server did not answer NOOP".into()),
+                Err(e) => Err(error_chain(&e)),
+            },
+            Transport::File(_) => tempfile::tempfile_in(&self.target)
+                .map(drop)
+                .map_err(|e| format!("cannot write to the folder: {e}")),
+        }
+    }
+}
+
+/// An error and its causes, outermost first, in one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+pub struct Mailer {
+    outgoing: Outgoing,
+    resets: Arc<ResetLinks>,
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config, resets: Arc<ResetLinks>) -> anyhow::Result<Mailer> {
+        Ok(Mailer {
+            outgoing: Outgoing::from_config(config)?,
             resets,
         })
     }
 
     async fn send(&self, mail: &QueuedMail) -> Result<(), SendError> {
-        let to: Mailbox = mail
-            .recipient
-            .parse()
-            .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(mail.subject.as_str())
-            .header(ContentType::TEXT_PLAIN)
-            .body(self.render_body(mail))
-            .map_err(|e| SendError::Permanent(format!("could not build the message: {e}")))?;
-        let sent = match &self.transport {
-            Transport::Smtp(smtp) => smtp
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            Transport::File(file) => file
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-        };
-        sent.map_err(SendError::Retry)
+        if let Err(e) = mail.recipient.parse::<Mailbox>() {
+            return Err(SendError::Permanent(format!("bad recipient address: {e}")));
+        }
+        self.outgoing
+            .send_now(&mail.recipient, &mail.subject, self.render_body(mail))
+            .await
+            .map(drop)
+            .map_err(SendError::Retry)
     }
 
     /// The body with its reset link (if any) filled in, only now and only in memory.

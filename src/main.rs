@@ -32,6 +32,12 @@ enum Command {
     User(cli::user::UserArgs),
     /// Bring users over from Django: `latch import django SOURCE`.
     Import(cli::import_django::ImportArgs),
+    /// Check the configuration, the database, the secrets and the SMTP server.
+    Check(cli::check::CheckArgs),
+    /// Send one mail through the configured transport now, and show the answer.
+    SendTestEmail(cli::mail::SendTestEmailArgs),
+    /// Copy the database consistently, also while `serve` runs on it.
+    Backup(cli::backup::BackupArgs),
 }
 
 #[derive(Args, Clone, Default)]
@@ -68,6 +74,9 @@ fn main() -> ExitCode {
         ),
         Command::User(args) => target(&args.target),
         Command::Import(args) => target(&args.target),
+        Command::Check(args) => target(&args.target),
+        Command::SendTestEmail(args) => target(&args.target),
+        Command::Backup(args) => target(&args.target),
     };
     let loaded = match load_config(config_file, overrides) {
         Ok(loaded) => loaded,
@@ -76,12 +85,25 @@ fn main() -> ExitCode {
     match command {
         Command::Serve(_) => run_server(loaded),
         Command::User(args) => {
-            admin_logs(&loaded);
+            admin_logs(&loaded.warnings);
             cli::finish(cli::user::run(loaded.config, args.command))
         }
         Command::Import(args) => {
-            admin_logs(&loaded);
+            admin_logs(&loaded.warnings);
             cli::finish(cli::import_django::run(loaded.config, args.from))
+        }
+        Command::Check(_) => {
+            // check lists the warnings itself, among its findings.
+            admin_logs(&[]);
+            cli::finish(cli::check::run(loaded.config, &loaded.warnings))
+        }
+        Command::SendTestEmail(args) => {
+            admin_logs(&loaded.warnings);
+            cli::finish(cli::mail::run(loaded.config, args))
+        }
+        Command::Backup(args) => {
+            admin_logs(&loaded.warnings);
+            cli::finish(cli::backup::run(loaded.config, args))
         }
     }
 }
@@ -114,13 +136,21 @@ fn load_config(config_file: Option<PathBuf>, overrides: Overrides) -> Result<Loa
 }
 
 /// An admin command's own output is on stdout; warnings go to stderr.
-fn admin_logs(loaded: &Loaded) {
+fn admin_logs(warnings: &[String]) {
+    // `latch user list | head` ends quietly, as other command-line tools
+    // do, rather than with a panic about a broken pipe. (The server keeps
+    // ignoring SIGPIPE: a client hanging up is an error to handle there.)
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new("warn"))
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    for warning in &loaded.warnings {
+    for warning in warnings {
         tracing::warn!("{warning}");
     }
 }

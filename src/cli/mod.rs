@@ -5,7 +5,10 @@
 //! A command prints its result on stdout and, when it fails, one line
 //! `latch: <what went wrong>` on stderr with exit code 1.
 
+pub mod backup;
+pub mod check;
 pub mod import_django;
+pub mod mail;
 pub mod user;
 
 use std::io::IsTerminal as _;

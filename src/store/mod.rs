@@ -6,10 +6,11 @@
 //! through [`Store::write`], which runs them on tokio's blocking pool.
 
 mod django;
+mod maintenance;
 mod outbox;
 mod refresh_tokens;
 mod reset_tokens;
-mod settings;
+pub mod settings;
 mod users;
 mod writer;
 
@@ -20,6 +21,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub use django::{DjangoTable, DjangoUser, ImportedUser, read_django_sqlite};
+pub use maintenance::{BackupReport, Inspection, backup, inspect};
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
 pub use reset_tokens::LiveResetToken;

@@ -2,6 +2,11 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreResult, exec};
 
+/// Where a JWT secret generated on the first start is kept.
+pub const JWT_SECRET: &str = "jwt_secret";
+/// Where a reset-link secret generated on the first start is kept.
+pub const RESET_SECRET: &str = "reset_secret";
+
 impl Store {
     /// Returns the stored value of `key`, storing `make()` first if there is none.
     /// The bool is true when this call created it. Safe against a concurrent
