@@ -1,6 +1,8 @@
 //! Integration tests: each starts the real server on a free port with a temp
 //! database and a real SMTP server in this process, and speaks HTTP to it.
 
+mod admin;
+mod backup;
 mod binary;
 mod cors;
 mod crash;

@@ -1,0 +1,127 @@
+//! `latch backup`: a consistent copy of a database that is being written to.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::admin::latch_on;
+use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_it() {
+    let app = Arc::new(spawn_app().await);
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let refused = Arc::new(Mutex::new(Vec::<u16>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..4)
+        .map(|t| {
+            let (app, acknowledged, refused, stop) = (
+                app.clone(),
+                acknowledged.clone(),
+                refused.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                for i in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let name = format!("u{t}x{i}");
+                    let r = app
+                        .register(&name, &format!("{name}@example.com"), PASSWORD)
+                        .await;
+                    match r.status {
+                        201 => acknowledged.lock().unwrap().push(name),
+                        other => refused.lock().unwrap().push(other),
+                    }
+                }
+            })
+        })
+        .collect();
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(30),
+        "50 registrations",
+        || acknowledged.lock().unwrap().len() >= 50,
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("backup.db");
+    let before = acknowledged.lock().unwrap().clone();
+    let (db, port, target) = (app.db_path(), app.smtp.port, copy.clone());
+    let ran = tokio::task::spawn_blocking(move || {
+        latch_on(&db, port, &["backup", target.to_str().unwrap()], "")
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("integrity check passed"),
+        "{}",
+        ran.stdout
+    );
+    // The flood goes on past the backup, then stops.
+    let at_backup = acknowledged.lock().unwrap().len();
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(30),
+        "more registrations",
+        || acknowledged.lock().unwrap().len() >= at_backup + 20,
+    )
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    for task in flood {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        *refused.lock().unwrap(),
+        Vec::<u16>::new(),
+        "the server answered throughout"
+    );
+
+    // A file of its own: no WAL beside it, and sound.
+    assert!(!dir.path().join("backup.db-wal").exists());
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mut stmt = conn.prepare("SELECT username FROM users").unwrap();
+    let in_copy: std::collections::HashSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(stmt);
+    drop(conn);
+    let missing: Vec<&String> = before.iter().filter(|u| !in_copy.contains(*u)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged before the backup but not in it: {missing:?}"
+    );
+
+    // latch serves the copy: a user from before the backup logs in.
+    let restored = spawn_app_with(|c| c.database.path = copy.clone()).await;
+    assert_eq!(restored.login(&before[0], PASSWORD).await.status, 200);
+    restored.shutdown().await;
+
+    let again = latch_on(
+        &app.db_path(),
+        app.smtp.port,
+        &["backup", copy.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(again.code, 1);
+    assert_eq!(
+        again.stderr,
+        format!(
+            "latch: {} exists; pass --force to overwrite it\n",
+            copy.display()
+        )
+    );
+    let forced = latch_on(
+        &app.db_path(),
+        app.smtp.port,
+        &["backup", copy.to_str().unwrap(), "--force"],
+        "",
+    );
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+}
