@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{Store, StoreError, StoreResult, exec, is_unique_violation};
 
@@ -70,13 +70,15 @@ pub fn read_django_sqlite(path: &Path) -> anyhow::Result<DjangoTable> {
         })?
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("reading auth_user from {}", path.display()))?;
+    // Django makes auth_user with AUTOINCREMENT, so sqlite_sequence exists.
     let sequence: Option<i64> = conn
         .query_row(
             "SELECT seq FROM sqlite_sequence WHERE name = 'auth_user'",
             [],
             |r| r.get(0),
         )
-        .ok();
+        .optional()
+        .with_context(|| format!("reading the id sequence of {}", path.display()))?;
     let max_id = users.iter().map(|u| u.id).max().unwrap_or(0);
     Ok(DjangoTable {
         max_id_ever: sequence.unwrap_or(0).max(max_id),
@@ -198,7 +200,7 @@ impl Store {
                 [],
                 |r| r.get(0),
             )
-            .ok();
+            .optional()?;
         Ok(seq.unwrap_or(0))
     }
 }

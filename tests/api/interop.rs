@@ -19,7 +19,7 @@ use latch::config::JwtAlgorithm;
 use crate::helpers::{TEST_SECRET, claims, in_ci, now, sign, spawn_app, spawn_app_with};
 use crate::keys::{header, sign_with_file, with_key};
 
-fn python() -> Option<String> {
+pub fn python() -> Option<String> {
     let python = std::env::var("LATCH_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
     let has_simplejwt = Command::new(&python)
         .args(["-c", "import rest_framework_simplejwt"])
@@ -45,7 +45,7 @@ fn ask_simplejwt(python: &str, job: &Value) -> Value {
 }
 
 /// Runs `tests/interop/<script>` with `job` as JSON on stdin; its JSON answer.
-fn ask(python: &str, script: &str, job: &Value) -> Value {
+pub fn ask(python: &str, script: &str, job: &Value) -> Value {
     let script = format!("{}/tests/interop/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(python)
         .arg(script)

@@ -12,6 +12,7 @@ mod errors;
 mod faults;
 mod fuzz;
 mod helpers;
+mod import_django;
 mod interop;
 mod keys;
 mod limits;
