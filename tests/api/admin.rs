@@ -289,10 +289,15 @@ async fn delete_asks_unless_yes_and_the_id_is_never_reused() {
 fn commands_on_a_database_that_does_not_exist_say_so_and_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("typo.db");
+    let copy = dir.path().join("copy.db");
+    let copy = copy.to_str().unwrap();
     for args in [
         &["user", "list"][..],
         &["user", "show", "x"],
+        &["user", "set-password", "x", "--password-stdin"],
+        &["user", "deactivate", "x"],
         &["user", "delete", "x", "--yes"],
+        &["backup", copy],
     ] {
         let ran = latch_on(&db, 1, args, "");
         assert_eq!(ran.code, 1, "{args:?}");
@@ -301,8 +306,13 @@ fn commands_on_a_database_that_does_not_exist_say_so_and_create_nothing() {
             "{}",
             ran.stderr
         );
+        assert_eq!(ran.stderr.lines().count(), 1, "{}", ran.stderr);
     }
-    assert!(!db.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no file left behind"
+    );
 }
 
 #[tokio::test]
@@ -402,4 +412,52 @@ async fn send_test_email_reports_the_servers_answer_or_the_exact_failure() {
         "{}",
         ran.stderr
     );
+}
+
+#[test]
+fn import_refuses_a_source_that_is_not_a_django_database_or_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("latch.db");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "hello").unwrap();
+    let ran = latch_on(&db, 1, &["import", "django", text.to_str().unwrap()], "");
+    assert_fails(
+        &ran,
+        &format!(
+            "{} is neither a SQLite database nor the JSON of manage.py dumpdata auth.user",
+            text.display()
+        ),
+    );
+    // A SQLite database of something else.
+    let other = dir.path().join("other.sqlite3");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let ran = latch_on(&db, 1, &["import", "django", other.to_str().unwrap()], "");
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("has no auth_user table"),
+        "{}",
+        ran.stderr
+    );
+    let missing = dir.path().join("missing.sqlite3");
+    let ran = latch_on(&db, 1, &["import", "django", missing.to_str().unwrap()], "");
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr
+            .starts_with(&format!("latch: opening {}", missing.display())),
+        "{}",
+        ran.stderr
+    );
+    let export = dir.path().join("users.json");
+    std::fs::write(
+        &export,
+        r#"[{"model": "auth.user", "fields": {"username": "a"}}]"#,
+    )
+    .unwrap();
+    let ran = latch_on(&db, 1, &["import", "django", export.to_str().unwrap()], "");
+    assert_eq!(ran.code, 1);
+    assert!(ran.stderr.contains("--natural-primary"), "{}", ran.stderr);
+    assert!(!db.exists(), "nothing was created");
 }
