@@ -40,7 +40,8 @@ struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:8000]
     #[arg(long, value_name = "ADDR:PORT")]
     bind: Option<SocketAddr>,
-    /// SQLite database file; its folder is created if missing [default: data/auth.db]
+    /// SQLite database file; its folder is created if missing. `:memory:`: a
+    /// private temporary database, removed at exit [default: data/auth.db]
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// SMTP server that password reset mail is sent through [default: localhost]
