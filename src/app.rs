@@ -148,6 +148,11 @@ impl Server {
         self.addr
     }
 
+    /// `http://ADDR:PORT`, the base of every URL this server answers.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// The store this server uses (for tests and tooling).
     pub fn store(&self) -> &Store {
         &self.store

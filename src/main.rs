@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use latch::cli;
 use latch::config::{self, Loaded, LogFormat, Overrides, Sources};
+use latch::log_writer::BatchedWriter;
 use tracing_subscriber::EnvFilter;
 
 /// latch: a self-hosted authentication server speaking the Django REST
@@ -123,12 +124,13 @@ fn run_server(loaded: Loaded) -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&loaded.config.log.level));
     // A request never waits for stdout: lines go to a buffer that a thread
-    // of its own writes out (all of it when `_flush` drops at exit).
-    let (stdout, _flush) = latch::log_writer::batched(std::io::stdout());
+    // of its own writes out (all of it when `_flush` drops at exit). Until
+    // `serve` writes the first line, `listening on ...`, lines wait.
+    let (stdout, _flush) = latch::log_writer::batched_after_first_line(std::io::stdout());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(stdout);
+        .with_writer(stdout.clone());
     match loaded.config.log.format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -139,7 +141,7 @@ fn run_server(loaded: Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    match serve(loaded.config) {
+    match serve(loaded.config, stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -166,29 +168,42 @@ fn environment() -> Result<Vec<(String, String)>, String> {
 }
 
 #[tokio::main]
-async fn serve(config: latch::Config) -> anyhow::Result<()> {
+async fn serve(config: latch::Config, stdout: BatchedWriter) -> anyhow::Result<()> {
+    // Listened for before anything is made: a signal from the moment the
+    // address is out (or earlier) stops latch cleanly, removing a temporary
+    // database.
+    let signal = shutdown_signal().context("installing signal handlers")?;
     let server = latch::Server::start(config).await?;
-    shutdown_signal()
-        .await
-        .context("installing signal handlers")?;
+    // Always the first line on stdout, and out at once: a test harness
+    // that started latch on port 0 reads the address from it.
+    stdout.first_line(&format!("listening on {}", server.url()));
+    signal.await;
     tracing::info!("shutting down: finishing requests in flight");
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() -> std::io::Result<()> {
+/// SIGINT (Ctrl-C) or SIGTERM, listened for from this call on: the future
+/// ends at the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+        Ok(async move {
+            ctrl_c.recv().await;
+        })
     }
 }

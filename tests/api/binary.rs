@@ -167,8 +167,13 @@ async fn json_logs_are_one_object_per_line_with_the_request_fields() {
     assert_eq!(request["status"], 200);
     assert_eq!(request["level"], "INFO");
     assert!(request["timestamp"].is_string());
+    // The first line is the plain one a test harness reads; the log follows.
     let output = latch.output();
-    for line in output.lines().filter(|l| !l.trim().is_empty()) {
+    assert_eq!(
+        output.lines().next(),
+        Some(format!("listening on http://{addr}").as_str())
+    );
+    for line in output.lines().skip(1).filter(|l| !l.trim().is_empty()) {
         let parsed: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
         assert!(parsed.is_object(), "{line}");
