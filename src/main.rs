@@ -51,6 +51,11 @@ struct ServeArgs {
     /// Port of the SMTP server [default: 1025]
     #[arg(long, value_name = "PORT")]
     smtp_port: Option<u16>,
+    /// For test runs: a private temporary database removed at exit, rate
+    /// limits off, cheap (test-only) password hashing, and reset mail written
+    /// to mail.file_dir unless an SMTP host or port is set
+    #[arg(long, conflicts_with = "db")]
+    ephemeral: bool,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
                 db: args.db.clone(),
                 smtp_host: args.smtp_host.clone(),
                 smtp_port: args.smtp_port,
+                ephemeral: args.ephemeral,
             },
         ),
         Command::User(args) => target(&args.target),
@@ -140,6 +146,9 @@ fn run_server(loaded: Loaded) -> ExitCode {
     }
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
+    }
+    for note in &loaded.notes {
+        tracing::info!("{note}");
     }
     match serve(loaded.config, stdout) {
         Ok(()) => ExitCode::SUCCESS,

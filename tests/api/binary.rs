@@ -7,7 +7,14 @@ use serde_json::json;
 
 use crate::process::{BIN, Process};
 
-const FLAGS: [&str; 5] = ["--config", "--bind", "--db", "--smtp-host", "--smtp-port"];
+const FLAGS: [&str; 6] = [
+    "--config",
+    "--bind",
+    "--db",
+    "--smtp-host",
+    "--smtp-port",
+    "--ephemeral",
+];
 
 #[test]
 fn help_describes_every_flag() {
@@ -15,15 +22,20 @@ fn help_describes_every_flag() {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(out.status.success());
         let help = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = help.lines().collect();
         for flag in FLAGS {
-            let line = help
-                .lines()
-                .find(|l| l.trim_start().starts_with(flag))
+            let at = lines
+                .iter()
+                .position(|l| l.trim_start().starts_with(flag))
                 .unwrap_or_else(|| panic!("{flag} missing:\n{help}"));
-            assert!(
-                line.len() > flag.len() + 10 || help.contains(&format!("{flag} <")),
-                "{flag} has no description"
-            );
+            // `--db <FILE>  Text` or, in the long help, the text on the next line.
+            let usage = lines[at].trim_start();
+            let usage_end = usage.find('>').map_or(flag.len(), |i| i + 1);
+            let description = match usage[usage_end..].trim() {
+                "" => lines.get(at + 1).map_or("", |l| l.trim()),
+                text => text,
+            };
+            assert!(description.len() > 10, "{flag} has no description:\n{help}");
         }
     }
 }
