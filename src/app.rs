@@ -2,6 +2,7 @@
 //! the hashing pool, the outbox worker and the HTTP server.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use crate::limits::{ClientIp, Limits};
 use crate::mail::{self, Mailer};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
-use crate::store::{Store, settings};
+use crate::store::{self, Store, TemporaryDatabase, settings};
 use crate::tokens::Tokens;
 use crate::validate::PasswordPolicy;
 
@@ -33,6 +34,9 @@ pub struct Server {
     http: JoinHandle<()>,
     outbox: JoinHandle<()>,
     housekeeping: Option<JoinHandle<()>>,
+    /// The database of `:memory:`, removed by [`Server::shutdown`] (or when
+    /// the server is dropped).
+    temporary: Option<TemporaryDatabase>,
 }
 
 impl Server {
@@ -44,8 +48,11 @@ impl Server {
     /// The same, reading the time from `clock` (tests move it by hand).
     pub async fn start_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
         let db = &config.database;
+        // Declared before the store, so that on a failed start the store
+        // closes before its folder is removed.
+        let temporary = temporary_database(&db.path)?;
         let store = Store::open(
-            &db.path,
+            temporary.as_ref().map_or(&db.path, |t| t.path()),
             Duration::from_millis(db.busy_timeout_ms),
             db.pool_size,
         )?;
@@ -131,11 +138,17 @@ impl Server {
             http,
             outbox,
             housekeeping,
+            temporary,
         })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://ADDR:PORT`, the base of every URL this server answers.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The store this server uses (for tests and tooling).
@@ -145,7 +158,8 @@ impl Server {
 
     /// Stops accepting connections, lets in-flight requests finish (for up
     /// to `server.shutdown_timeout_secs`), stops the outbox worker (queued
-    /// mail stays queued for the next start).
+    /// mail stays queued for the next start), and removes a temporary
+    /// database.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let mut http = self.http;
@@ -168,7 +182,35 @@ impl Server {
         {
             outbox.abort();
         }
+        if let Some(temporary) = self.temporary {
+            // The tasks that held the store have ended or been stopped, so
+            // this is (about) its last handle; the writer thread ends with it.
+            drop(self.store);
+            let dir = temporary.dir().to_path_buf();
+            match temporary.remove() {
+                Ok(()) => tracing::info!(dir = %dir.display(), "temporary database removed"),
+                Err(err) => tracing::warn!(
+                    dir = %dir.display(),
+                    "could not remove the temporary database: {err}"
+                ),
+            }
+        }
     }
+}
+
+/// For the path `:memory:`, a private temporary database (see
+/// `store::TemporaryDatabase`), with a note in the log saying where.
+fn temporary_database(path: &Path) -> anyhow::Result<Option<TemporaryDatabase>> {
+    if !store::is_memory(path) {
+        return Ok(None);
+    }
+    let temporary = TemporaryDatabase::create()?;
+    tracing::info!(
+        dir = %temporary.dir().display(),
+        "using a private temporary database (database.path = {}), removed when latch stops",
+        store::MEMORY
+    );
+    Ok(Some(temporary))
 }
 
 /// The configured secret `key`, or the one generated on a first start and

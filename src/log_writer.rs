@@ -10,6 +10,11 @@
 //!
 //! If the output stops taking lines, at most `MAX_PENDING` bytes wait; later
 //! lines are dropped, and how many is written once the output moves again.
+//!
+//! [`batched_after_first_line`] holds every line back until the caller gives
+//! the output's first line ([`BatchedWriter::first_line`], the server's
+//! `listening on http://...` that a test harness reads), so that no line
+//! logged while starting can come before it; then the held lines follow.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +41,10 @@ struct Shared {
 struct Pending {
     bytes: Vec<u8>,
     closing: bool,
+    /// Nothing is written before the first line (or the exit).
+    held: bool,
+    /// Write what is waiting now, without gathering company.
+    now: bool,
 }
 
 /// The writer to give `tracing_subscriber::fmt().with_writer(...)`.
@@ -50,8 +59,23 @@ pub struct FlushGuard {
 
 /// Starts the thread that writes to `output`.
 pub fn batched<W: Write + Send + 'static>(output: W) -> (BatchedWriter, FlushGuard) {
+    start(output, false)
+}
+
+/// The same, holding every line back until [`BatchedWriter::first_line`]
+/// (or until the guard drops: no line is lost if there is no first line).
+pub fn batched_after_first_line<W: Write + Send + 'static>(
+    output: W,
+) -> (BatchedWriter, FlushGuard) {
+    start(output, true)
+}
+
+fn start<W: Write + Send + 'static>(output: W, held: bool) -> (BatchedWriter, FlushGuard) {
     let shared = Arc::new(Shared {
-        pending: Mutex::new(Pending::default()),
+        pending: Mutex::new(Pending {
+            held,
+            ..Pending::default()
+        }),
         wake: Condvar::new(),
         dropped: AtomicU64::new(0),
     });
@@ -81,11 +105,11 @@ fn write_out<W: Write>(shared: &Shared, mut output: W) {
     loop {
         let closing = {
             let mut pending = lock(shared);
-            while pending.bytes.is_empty() && !pending.closing {
+            while (pending.bytes.is_empty() || pending.held) && !pending.closing {
                 pending = shared.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
             }
             let deadline = Instant::now() + FLUSH_EVERY;
-            while pending.bytes.len() < WAKE_AT && !pending.closing {
+            while pending.bytes.len() < WAKE_AT && !pending.closing && !pending.now {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -96,19 +120,23 @@ fn write_out<W: Write>(shared: &Shared, mut output: W) {
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
+            pending.now = false;
             std::mem::swap(&mut batch, &mut pending.bytes);
             pending.closing
         };
+        if !batch.is_empty() {
+            let _ = output.write_all(&batch).and_then(|()| output.flush());
+            batch.clear();
+        }
+        // After the batch: the lines were dropped because it filled the
+        // buffer (and the first line stays first).
         let dropped = shared.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             let _ = writeln!(
                 output,
                 "latch: {dropped} log lines were dropped: the output did not keep up"
-            );
-        }
-        if !batch.is_empty() {
-            let _ = output.write_all(&batch).and_then(|()| output.flush());
-            batch.clear();
+            )
+            .and_then(|()| output.flush());
         }
         if closing && lock(shared).bytes.is_empty() {
             return;
@@ -149,6 +177,25 @@ impl Write for LineWriter<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl BatchedWriter {
+    /// Writes `line` and a newline ahead of every line waiting, at once,
+    /// and lets the lines held back by [`batched_after_first_line`] follow.
+    /// Called once, before anything else could be written, it is the
+    /// output's first line.
+    pub fn first_line(&self, line: &str) {
+        let mut pending = lock(&self.0);
+        let mut bytes = Vec::with_capacity(line.len() + 1 + pending.bytes.len());
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        bytes.append(&mut pending.bytes);
+        pending.bytes = bytes;
+        pending.held = false;
+        pending.now = true;
+        drop(pending);
+        self.0.wake.notify_one();
     }
 }
 
@@ -224,6 +271,42 @@ mod tests {
             got.len() <= MAX_PENDING + 4096,
             "at most MAX_PENDING waited"
         );
+    }
+
+    fn text(output: &Output) -> String {
+        String::from_utf8(output.got.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn held_lines_wait_for_the_first_line_then_follow_it() {
+        let output = Output::default();
+        let (writer, guard) = batched_after_first_line(output.clone());
+        writeln!(writer.make_writer(), "early 1").unwrap();
+        writeln!(writer.make_writer(), "early 2").unwrap();
+        std::thread::sleep(FLUSH_EVERY * 3);
+        assert_eq!(text(&output), "", "nothing before the first line");
+        writer.first_line("listening on http://127.0.0.1:1");
+        // Out before the exit, not held any longer.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while text(&output).is_empty() {
+            assert!(Instant::now() < deadline, "the first line never came");
+            std::thread::yield_now();
+        }
+        writeln!(writer.make_writer(), "later").unwrap();
+        drop(guard);
+        assert_eq!(
+            text(&output),
+            "listening on http://127.0.0.1:1\nearly 1\nearly 2\nlater\n"
+        );
+    }
+
+    #[test]
+    fn held_lines_are_not_lost_without_a_first_line() {
+        let output = Output::default();
+        let (writer, guard) = batched_after_first_line(output.clone());
+        writeln!(writer.make_writer(), "could not start").unwrap();
+        drop(guard);
+        assert_eq!(text(&output), "could not start\n");
     }
 }
 

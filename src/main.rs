@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use latch::cli;
 use latch::config::{self, Loaded, LogFormat, Overrides, Sources};
+use latch::log_writer::BatchedWriter;
 use tracing_subscriber::EnvFilter;
 
 /// latch: a self-hosted authentication server speaking the Django REST
@@ -48,7 +49,8 @@ struct ServeArgs {
     /// Address and port to listen on [default: 127.0.0.1:8000]
     #[arg(long, value_name = "ADDR:PORT")]
     bind: Option<SocketAddr>,
-    /// SQLite database file; its folder is created if missing [default: data/auth.db]
+    /// SQLite database file; its folder is created if missing. `:memory:`: a
+    /// private temporary database, removed at exit [default: data/auth.db]
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
     /// SMTP server that password reset mail is sent through [default: localhost]
@@ -57,6 +59,11 @@ struct ServeArgs {
     /// Port of the SMTP server [default: 1025]
     #[arg(long, value_name = "PORT")]
     smtp_port: Option<u16>,
+    /// For test runs: a private temporary database removed at exit, rate
+    /// limits off, cheap (test-only) password hashing, and reset mail written
+    /// to mail.file_dir unless an SMTP host or port is set
+    #[arg(long, conflicts_with = "db")]
+    ephemeral: bool,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
                 db: args.db.clone(),
                 smtp_host: args.smtp_host.clone(),
                 smtp_port: args.smtp_port,
+                ephemeral: args.ephemeral,
             },
         ),
         Command::User(args) => target(&args.target),
@@ -159,12 +167,13 @@ fn run_server(loaded: Loaded) -> ExitCode {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(&loaded.config.log.level));
     // A request never waits for stdout: lines go to a buffer that a thread
-    // of its own writes out (all of it when `_flush` drops at exit).
-    let (stdout, _flush) = latch::log_writer::batched(std::io::stdout());
+    // of its own writes out (all of it when `_flush` drops at exit). Until
+    // `serve` writes the first line, `listening on ...`, lines wait.
+    let (stdout, _flush) = latch::log_writer::batched_after_first_line(std::io::stdout());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(stdout);
+        .with_writer(stdout.clone());
     match loaded.config.log.format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -175,7 +184,10 @@ fn run_server(loaded: Loaded) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    match serve(loaded.config) {
+    for note in &loaded.notes {
+        tracing::info!("{note}");
+    }
+    match serve(loaded.config, stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
@@ -202,29 +214,42 @@ fn environment() -> Result<Vec<(String, String)>, String> {
 }
 
 #[tokio::main]
-async fn serve(config: latch::Config) -> anyhow::Result<()> {
+async fn serve(config: latch::Config, stdout: BatchedWriter) -> anyhow::Result<()> {
+    // Listened for before anything is made: a signal from the moment the
+    // address is out (or earlier) stops latch cleanly, removing a temporary
+    // database.
+    let signal = shutdown_signal().context("installing signal handlers")?;
     let server = latch::Server::start(config).await?;
-    shutdown_signal()
-        .await
-        .context("installing signal handlers")?;
+    // Always the first line on stdout, and out at once: a test harness
+    // that started latch on port 0 reads the address from it.
+    stdout.first_line(&format!("listening on {}", server.url()));
+    signal.await;
     tracing::info!("shutting down: finishing requests in flight");
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() -> std::io::Result<()> {
+/// SIGINT (Ctrl-C) or SIGTERM, listened for from this call on: the future
+/// ends at the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        tokio::signal::ctrl_c().await
+        let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
+        Ok(async move {
+            ctrl_c.recv().await;
+        })
     }
 }

@@ -7,10 +7,11 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 
-use super::Config;
+use super::{Config, ephemeral};
 
 /// Values given on the command line; `None` leaves the layers below alone.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +20,8 @@ pub struct Overrides {
     pub db: Option<PathBuf>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
+    /// `--ephemeral`: a throwaway server for tests (see `ephemeral.rs`).
+    pub ephemeral: bool,
 }
 
 /// Where the settings come from. `env` is passed in (not read here) so that
@@ -33,18 +36,23 @@ pub struct Sources {
     pub overrides: Overrides,
 }
 
-/// A loaded configuration and the warnings worth logging once logging is up.
+/// A loaded configuration and the warnings (and notes, to log at info
+/// level) worth logging once logging is up.
 #[derive(Debug)]
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 const ENV_PREFIX: &str = "LATCH_";
 
 pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
     let mut warnings = Vec::new();
-    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    let mut notes = Vec::new();
+    // Every layer above the defaults, kept apart from them so that what the
+    // user set (in any layer) can be told from a default, and where.
+    let mut figment = Figment::new();
 
     let file = match (&sources.config_file, &sources.default_config_file) {
         (Some(path), _) => {
@@ -77,7 +85,7 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
                 } else {
                     value.clone().into()
                 };
-                figment = figment.merge((path.as_str(), value));
+                figment = figment.merge(Named(name, (path.as_str(), value)));
             }
             None => warnings.push(format!(
                 "ignoring unknown environment variable {name}: it matches no setting"
@@ -87,24 +95,61 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
 
     let o = &sources.overrides;
     if let Some(bind) = o.bind {
-        figment = figment.merge(("server.bind", bind.to_string()));
+        figment = figment.merge(Named("--bind", ("server.bind", bind.to_string())));
     }
     if let Some(db) = &o.db {
-        figment = figment.merge(("database.path", db.clone()));
+        figment = figment.merge(Named("--db", ("database.path", db.clone())));
     }
     if let Some(host) = &o.smtp_host {
-        figment = figment.merge(("smtp.host", host.clone()));
+        figment = figment.merge(Named("--smtp-host", ("smtp.host", host.clone())));
     }
     if let Some(port) = o.smtp_port {
-        figment = figment.merge(("smtp.port", port));
+        figment = figment.merge(Named("--smtp-port", ("smtp.port", port)));
     }
 
-    let config: Config = figment.extract().map_err(|err| {
-        let messages: Vec<String> = err.into_iter().map(|e| without_values(&e)).collect();
-        anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
-    })?;
+    let layers = figment;
+    let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+        .merge(&layers)
+        .extract()
+        .map_err(|err| {
+            let messages: Vec<String> = err.into_iter().map(|e| without_values(&e)).collect();
+            anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
+        })?;
+    if o.ephemeral {
+        let adjusted = ephemeral::apply(&mut config, |key| set_in(&layers, key));
+        warnings.extend(adjusted.warnings);
+        notes.extend(adjusted.notes);
+    }
     config.validate()?;
-    Ok(Loaded { config, warnings })
+    Ok(Loaded {
+        config,
+        warnings,
+        notes,
+    })
+}
+
+/// Where the user set `key` (`smtp.host`): the file, the environment
+/// variable or the flag; `None` if it has its default.
+fn set_in(layers: &Figment, key: &str) -> Option<String> {
+    let metadata = layers.find_metadata(key)?;
+    Some(match &metadata.source {
+        Some(file) => file.to_string(),
+        None => metadata.name.to_string(),
+    })
+}
+
+/// A layer's values under the name of where they came from
+/// (`LATCH_SMTP_HOST`, `--smtp-host`), for messages.
+struct Named<N, P>(N, P);
+
+impl<N: AsRef<str>, P: Provider> Provider for Named<N, P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.0.as_ref().to_string())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.1.data()
+    }
 }
 
 /// Settings whose values must not appear in an error message.

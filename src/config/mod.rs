@@ -4,8 +4,10 @@
 //! The types here are the whole list of settings; `auth.toml` at the top of
 //! the repository documents each one.
 
+mod ephemeral;
 mod load;
 
+pub use ephemeral::EPHEMERAL_SCRYPT;
 pub use load::{Loaded, Overrides, Sources, load, parse_network};
 
 use std::net::SocketAddr;

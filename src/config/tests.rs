@@ -375,3 +375,154 @@ fn errors_never_quote_a_secret() {
         );
     }
 }
+
+fn ephemeral(sources: Sources) -> Loaded {
+    load(Sources {
+        overrides: Overrides {
+            ephemeral: true,
+            ..sources.overrides
+        },
+        ..sources
+    })
+    .unwrap()
+}
+
+#[test]
+fn ephemeral_makes_a_throwaway_server_with_a_warning_about_hashing() {
+    let loaded = ephemeral(Sources::default());
+    let c = &loaded.config;
+    assert_eq!(c.database.path, PathBuf::from(":memory:"));
+    assert!(!c.limits.enabled);
+    assert_eq!(
+        (
+            c.password.scrypt_log_n,
+            c.password.scrypt_r,
+            c.password.scrypt_p
+        ),
+        (4, 8, 1)
+    );
+    assert_eq!(EPHEMERAL_SCRYPT, (4, 8, 1));
+    assert_eq!(c.mail.transport, MailTransport::File);
+    assert_eq!(c.mail.file_dir, PathBuf::from("data/mail"));
+    assert!(
+        loaded.warnings.iter().any(|w| w.contains("for tests only")),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(
+        loaded.notes.iter().any(|n| n.contains("data/mail")),
+        "{:?}",
+        loaded.notes
+    );
+    // Without the flag, none of it.
+    let plain = load(Sources::default()).unwrap();
+    assert!(plain.config.limits.enabled);
+    assert_eq!(plain.config.mail.transport, MailTransport::Smtp);
+    assert!(plain.warnings.is_empty() && plain.notes.is_empty());
+}
+
+#[test]
+fn ephemeral_wins_over_file_and_environment_for_limits_hashing_and_database() {
+    let (_dir, path) = file(
+        "[limits]\nenabled = true\n[password]\nscrypt_log_n = 15\n[database]\npath = \"real.db\"\n",
+    );
+    let loaded = ephemeral(Sources {
+        config_file: Some(path),
+        env: env(&[("LATCH_PASSWORD_SCRYPT_P", "3")]),
+        ..Default::default()
+    });
+    let c = &loaded.config;
+    assert!(!c.limits.enabled);
+    assert_eq!(
+        (
+            c.password.scrypt_log_n,
+            c.password.scrypt_r,
+            c.password.scrypt_p
+        ),
+        (4, 8, 1)
+    );
+    assert_eq!(c.database.path, PathBuf::from(":memory:"));
+    assert!(
+        loaded
+            .notes
+            .iter()
+            .any(|n| n.contains("database.path (set in") && n.contains("auth.toml")),
+        "{:?}",
+        loaded.notes
+    );
+}
+
+#[test]
+fn ephemeral_sends_by_smtp_when_a_host_is_set_in_any_layer() {
+    let (_dir, path) = file("[smtp]\nhost = \"mail.test\"\n");
+    let from_file = Sources {
+        config_file: Some(path),
+        ..Default::default()
+    };
+    let from_env = Sources {
+        env: env(&[("LATCH_SMTP_HOST", "mail.test")]),
+        ..Default::default()
+    };
+    let from_flag = Sources {
+        overrides: Overrides {
+            smtp_host: Some("mail.test".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for (sources, place) in [
+        (from_file, "auth.toml"),
+        (from_env, "LATCH_SMTP_HOST"),
+        (from_flag, "--smtp-host"),
+    ] {
+        let loaded = ephemeral(sources);
+        assert_eq!(loaded.config.mail.transport, MailTransport::Smtp, "{place}");
+        assert_eq!(loaded.config.smtp.host, "mail.test");
+        let note = loaded.notes.join("\n");
+        assert!(
+            note.contains("mail.test:1025") && note.contains(place),
+            "{place}: {note}"
+        );
+        // The rest of --ephemeral still applies.
+        assert!(!loaded.config.limits.enabled);
+    }
+}
+
+#[test]
+fn ephemeral_counts_a_setting_as_set_even_at_its_default_value() {
+    // The user wrote it: that is a choice, whatever the value.
+    let (_dir, path) = file("[smtp]\nhost = \"localhost\"\n");
+    let loaded = ephemeral(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    });
+    assert_eq!(loaded.config.mail.transport, MailTransport::Smtp);
+    // A port alone points at an SMTP server on the default host.
+    let loaded = ephemeral(Sources {
+        env: env(&[("LATCH_SMTP_PORT", "2525")]),
+        ..Default::default()
+    });
+    assert_eq!(loaded.config.mail.transport, MailTransport::Smtp);
+    // An explicit file transport stays one, host or not.
+    let loaded = ephemeral(Sources {
+        env: env(&[
+            ("LATCH_SMTP_HOST", "mail.test"),
+            ("LATCH_MAIL_TRANSPORT", "file"),
+            ("LATCH_MAIL_FILE_DIR", "/tmp/latch-mail"),
+        ]),
+        ..Default::default()
+    });
+    assert_eq!(loaded.config.mail.transport, MailTransport::File);
+    assert!(loaded.notes.join("\n").contains("/tmp/latch-mail"));
+}
+
+#[test]
+fn an_error_names_the_environment_variable_or_flag_it_came_from() {
+    let err = load(Sources {
+        env: env(&[("LATCH_SMTP_PORT", "many")]),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("LATCH_SMTP_PORT"), "{err}");
+}

@@ -11,6 +11,7 @@ mod outbox;
 mod refresh_tokens;
 mod reset_tokens;
 pub mod settings;
+mod temporary;
 mod users;
 mod writer;
 
@@ -25,6 +26,7 @@ pub use maintenance::{BackupReport, Inspection, backup, inspect};
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
 pub use reset_tokens::LiveResetToken;
+pub use temporary::{MEMORY, TemporaryDatabase, is_memory};
 pub use users::{InsertUser, NewUser, User};
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
@@ -149,6 +151,13 @@ impl Store {
     /// brings the schema up to date.
     pub fn open(path: &Path, busy_timeout: Duration, pool_size: u32) -> anyhow::Result<Store> {
         use anyhow::Context as _;
+        if is_memory(path) {
+            // SQLite would open a private in-memory database per connection,
+            // and refuse WAL: say what `:memory:` means here instead.
+            anyhow::bail!(
+                "database {MEMORY} is a temporary database that only `latch serve` makes (removed when it stops); give a database file"
+            );
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating database folder {}", parent.display()))?;

@@ -8,6 +8,7 @@ mod cors;
 mod crash;
 mod disk_full;
 mod enumeration;
+mod ephemeral;
 mod errors;
 mod faults;
 mod fuzz;

@@ -11,14 +11,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_latch");
 /// A latch process with its output collected.
 pub struct Process {
     pub child: Child,
+    /// stdout and stderr, line by line as they arrive.
     output: Arc<Mutex<String>>,
+    /// stdout alone.
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
     /// Starts latch in `dir` (so its database is `dir/data/auth.db`) on a free port.
     pub fn start(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Process {
+        Process::spawn(dir, &[&["--bind", "127.0.0.1:0"], args].concat(), envs)
+    }
+
+    /// Runs `latch <args>` in `dir`, with `envs` added to the environment.
+    pub fn spawn(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Process {
         let mut child = Command::new(BIN)
-            .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir)
             .envs(envs.iter().copied())
@@ -28,9 +35,13 @@ impl Process {
             .spawn()
             .unwrap();
         let output = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        for (stream, only) in [
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+                Some(stdout.clone()),
+            ),
+            (Box::new(child.stderr.take().unwrap()), None),
         ] {
             let output = output.clone();
             std::thread::spawn(move || {
@@ -38,14 +49,42 @@ impl Process {
                     let mut out = output.lock().unwrap();
                     out.push_str(&line);
                     out.push('\n');
+                    if let Some(only) = &only {
+                        only.lock().unwrap().push(line);
+                    }
                 }
             });
         }
-        Process { child, output }
+        Process {
+            child,
+            output,
+            stdout,
+        }
     }
 
     pub fn output(&self) -> String {
         self.output.lock().unwrap().clone()
+    }
+
+    /// The lines written to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The first line written to stdout (waits for it).
+    pub fn first_stdout_line(&self) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(first) = self.stdout_lines().into_iter().next() {
+                return first;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nothing on stdout:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn wait_for(&self, needle: &str) -> String {

@@ -1,0 +1,67 @@
+//! `--ephemeral`: a throwaway server for a test run. On top of every layer:
+//! a private temporary database (`:memory:`, removed at exit), no rate
+//! limits, a cheap scrypt cost, and reset mail written to `mail.file_dir`
+//! instead of sent, unless the user pointed latch at an SMTP server.
+
+use std::path::PathBuf;
+
+use super::{Config, MailTransport};
+use crate::store;
+
+/// scrypt cost (log_n, r, p) under `--ephemeral`: 2 KiB and microseconds
+/// per hash instead of 16 MiB and tens of milliseconds. For tests only.
+pub const EPHEMERAL_SCRYPT: (u8, u32, u32) = (4, 8, 1);
+
+/// Settings that, set by the user in any layer, mean "send mail by SMTP".
+const SMTP_KEYS: [&str; 3] = ["smtp.host", "smtp.port", "mail.transport"];
+
+/// What to log about the adjustments.
+#[derive(Debug, Default)]
+pub(super) struct Adjusted {
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Adjusts `config` for `--ephemeral`. `set_in(key)` says where the user set
+/// a setting (a file, an environment variable, a flag), `None` for a default.
+pub(super) fn apply(config: &mut Config, set_in: impl Fn(&str) -> Option<String>) -> Adjusted {
+    let mut adjusted = Adjusted::default();
+
+    // The server names the folder in its log when it makes it.
+    config.database.path = PathBuf::from(store::MEMORY);
+    if let Some(place) = set_in("database.path") {
+        adjusted.notes.push(format!(
+            "--ephemeral: database.path (set in {place}) is not used: the database is a temporary one"
+        ));
+    }
+
+    config.limits.enabled = false;
+
+    let p = &mut config.password;
+    (p.scrypt_log_n, p.scrypt_r, p.scrypt_p) = EPHEMERAL_SCRYPT;
+    adjusted.warnings.push(format!(
+        "--ephemeral: passwords are hashed with a cheap scrypt cost (ln={}, r={}, p={}), for tests only: never keep real accounts this way",
+        p.scrypt_log_n, p.scrypt_r, p.scrypt_p
+    ));
+
+    let smtp_set = SMTP_KEYS
+        .iter()
+        .find_map(|key| set_in(key).map(|place| (key, place)));
+    let mail = match (smtp_set, config.mail.transport) {
+        (Some((key, place)), MailTransport::Smtp) => format!(
+            "reset mail is sent to the SMTP server {}:{} ({key} is set in {place})",
+            config.smtp.host, config.smtp.port
+        ),
+        _ => {
+            config.mail.transport = MailTransport::File;
+            format!(
+                "reset mail is written to {} (mail.file_dir) as .eml files, not sent",
+                config.mail.file_dir.display()
+            )
+        }
+    };
+    adjusted
+        .notes
+        .push(format!("--ephemeral: rate limits are off; {mail}"));
+    adjusted
+}
