@@ -61,6 +61,7 @@ impl Server {
             config.jwt.secret.as_ref(),
             "jwt.secret",
             settings::JWT_SECRET,
+            temporary.is_some(),
         )?;
         // With EdDSA/RS256 the key files sign and the secret is unused.
         let tokens = Tokens::new(&config.jwt, secret.as_bytes())?;
@@ -78,6 +79,7 @@ impl Server {
             config.reset.secret.as_ref(),
             "reset.secret",
             settings::RESET_SECRET,
+            temporary.is_some(),
         )?;
         let resets = Arc::new(ResetLinks::new(reset_secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;
@@ -214,12 +216,14 @@ fn temporary_database(path: &Path) -> anyhow::Result<Option<TemporaryDatabase>> 
 }
 
 /// The configured secret `key`, or the one generated on a first start and
-/// kept in the database under `setting`. Its value is never logged.
+/// kept in the database under `setting` (`temporary`: a database that goes
+/// at exit). Its value is never logged.
 fn stored_secret(
     store: &Store,
     configured: Option<&Secret>,
     key: &str,
     setting: &str,
+    temporary: bool,
 ) -> anyhow::Result<String> {
     if let Some(secret) = configured {
         if secret.expose().len() < 32 {
@@ -234,7 +238,11 @@ fn stored_secret(
             hex::encode(bytes)
         })
         .with_context(|| format!("reading the stored {key}"))?;
-    if created {
+    if created && temporary {
+        tracing::info!(
+            "no {key} configured: generated a random 256-bit secret for this run (the database is temporary)"
+        );
+    } else if created {
         tracing::info!(
             "no {key} configured: generated a random 256-bit secret and stored it in the database, so it survives restarts"
         );
