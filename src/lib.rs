@@ -2,7 +2,8 @@
 //!
 //! Read top-down: `app` starts everything; `http` routes requests to
 //! handlers; handlers use `store` (SQLite), `tokens` (JWT), `revocation`
-//! (logout, rotation), `limits` (brute force), `passwords` (scrypt), `reset`
+//! (logout, rotation), `limits` (brute force), `passwords` (scrypt,
+//! and Django's hashes for imported users), `reset`
 //! (reset links) and `validate`; `clock` is the one source of time; `mail` delivers the outbox; `error` turns every
 //! failure into the documented JSON reply.
 

@@ -202,6 +202,64 @@ async fn weaker_hash_is_upgraded_on_login() {
 }
 
 #[tokio::test]
+async fn imported_django_hashes_log_in_and_are_replaced_by_scrypt() {
+    // Made by Django 5.2's make_password for PASSWORD (PBKDF2 with 1000
+    // iterations, argon2id with m=64, t=1, p=1): see src/passwords/django.rs.
+    let imported = [
+        (
+            "alice",
+            "pbkdf2_sha256$1000$importedalicesalt$Fa/veIosyyMdiIjA845P6sCcj7Q4anLZ8Pp6Yn1kw1o=",
+        ),
+        (
+            "bob",
+            "argon2$argon2id$v=19$m=64,t=1,p=1$aW1wb3J0ZWRib2JzYWx0MDAw$4P6839a7zE/vh/T12kOTzXGaBweZpl4aPp+yH69kQRE",
+        ),
+        ("carol", "!vgbjUxSRdVBFbj4ZVX9TAIp6BmFXY6KXGNXYMosN"),
+    ];
+    let app = spawn_app().await;
+    let stored = |user: &str| -> String {
+        app.db()
+            .query_row(
+                "SELECT password_hash FROM users WHERE username = ?1",
+                [user],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    for (user, hash) in imported {
+        app.register(user, &format!("{user}@example.com"), PASSWORD)
+            .await;
+        app.db()
+            .execute(
+                "UPDATE users SET password_hash = ?1 WHERE username = ?2",
+                [hash, user],
+            )
+            .unwrap();
+        app.login(user, "wrong-password")
+            .await
+            .assert(401, NO_ACCOUNT);
+    }
+    // Django's unusable password matches nothing, not even the right one.
+    app.login("carol", PASSWORD).await.assert(401, NO_ACCOUNT);
+    for user in ["alice", "bob"] {
+        assert_eq!(app.login(user, PASSWORD).await.status, 200, "{user}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !stored(user).starts_with("$scrypt$ln=4,r=8,p=1$") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{user}'s Django hash was not replaced: {}",
+                stored(user)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(app.login(user, PASSWORD).await.status, 200, "{user}");
+        app.login(user, "wrong-password")
+            .await
+            .assert(401, NO_ACCOUNT);
+    }
+}
+
+#[tokio::test]
 async fn unknown_user_costs_a_full_hash_like_a_wrong_password() {
     // With expensive hashing, an unknown user must not answer markedly faster
     // than a wrong password (a dummy hash is verified). The margin is wide:

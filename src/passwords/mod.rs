@@ -1,5 +1,7 @@
-//! scrypt password hashes in PHC format (`$scrypt$ln=14,r=8,p=5$salt$hash`),
-//! computed on a small pool of dedicated threads.
+//! Password hashes: latch's own scrypt in PHC format
+//! (`$scrypt$ln=14,r=8,p=5$salt$hash`), and the formats of users imported
+//! from Django (`django`: PBKDF2, scrypt, argon2), all computed on a small
+//! pool of dedicated threads.
 //!
 //! Why a pool of its own rather than `spawn_blocking`: each hash holds
 //! 128·r·N bytes (16 MiB by default) for its whole run. A fixed set of threads
@@ -8,6 +10,9 @@
 //! A job runs to the end on its thread even if the client goes away meanwhile,
 //! so the bound holds for abandoned requests too; a job whose client left
 //! while it was still queued is skipped.
+//!
+//! latch only ever writes its own format. A Django hash that matches asks for
+//! a rehash, so the first login of an imported user replaces it.
 
 use std::sync::Arc;
 
@@ -16,6 +21,12 @@ use rand::RngCore as _;
 use scrypt::Scrypt;
 use scrypt::password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash};
 use tokio::sync::oneshot;
+
+mod django;
+
+pub use django::{
+    Limit, MAX_ARGON2_PASSES, MAX_MEMORY, MAX_PARALLELISM, MAX_PBKDF2_ITERATIONS, MAX_WORK,
+};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -94,23 +105,16 @@ impl Hasher {
             .await?
     }
 
-    /// Checks `password` against a stored PHC string. A stored hash that does
-    /// not parse (an unusable password) never matches, after the time a real
-    /// check takes, so that such accounts do not stand out by answering fast.
+    /// Checks `password` against a stored hash: latch's PHC scrypt, or one of
+    /// Django's formats (see [`recognise`]). A stored value that can never
+    /// match (an unusable password, an unknown or malformed format, a Django
+    /// hash beyond latch's bounds) fails after the time a real check takes,
+    /// so that such accounts do not stand out by answering fast.
     pub async fn verify(&self, password: String, stored: String) -> Result<Verified, HashError> {
         let configured = self.inner.params;
         let dummy = self.inner.dummy_hash.clone();
-        self.run(move || {
-            if PasswordHash::new(&stored).is_err() {
-                verify_now(configured, password.as_bytes(), &dummy);
-                return Verified {
-                    matches: false,
-                    needs_rehash: false,
-                };
-            }
-            verify_now(configured, password.as_bytes(), &stored)
-        })
-        .await
+        self.run(move || verify_stored(configured, password.as_bytes(), &stored, &dummy))
+            .await
     }
 
     /// Spends the time of a real verification and always fails: used when the
@@ -143,6 +147,143 @@ impl Hasher {
             Err(TrySendError::Disconnected(_)) => return Err(HashError::WorkerLost),
         }
         rx.await.map_err(|_| HashError::WorkerLost)
+    }
+}
+
+/// The format of a stored password hash, as [`recognise`] tells it.
+///
+/// The Django formats are verified as Django 5.2 verifies them, and ask for a
+/// rehash when they match. The last four never match any password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashFormat {
+    /// latch's own scrypt PHC string, `$scrypt$ln=..,r=..,p=..$salt$hash`.
+    LatchScrypt,
+    /// Django's `pbkdf2_sha256$<iterations>$<salt>$<hash>` (its default).
+    DjangoPbkdf2Sha256,
+    /// Django's `pbkdf2_sha1$<iterations>$<salt>$<hash>`.
+    DjangoPbkdf2Sha1,
+    /// Django's `scrypt$<N>$<salt>$<r>$<p>$<hash>`.
+    DjangoScrypt,
+    /// Django's `argon2$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>`.
+    DjangoArgon2id,
+    /// Django's `argon2$argon2i$...` (with or without `v=`).
+    DjangoArgon2i,
+    /// Django's `argon2$argon2d$...` (argon2-cffi verifies it too).
+    DjangoArgon2d,
+    /// Django's unusable password (`!` and random characters, from
+    /// `set_unusable_password`), or an empty value.
+    Unusable,
+    /// Names one of the formats above, but a field is missing or invalid
+    /// (one that Django would raise an error for, or could never match).
+    Malformed,
+    /// A well-formed Django hash that asks for more work than latch allows
+    /// (see [`Limit`]); Django itself would verify it.
+    OverLimit(Limit),
+    /// Anything else: Django's other hashers (`md5$`, `bcrypt_sha256$`,
+    /// `sha1$`, unsalted MD5, ...), other PHC strings, other text.
+    Unknown,
+}
+
+impl HashFormat {
+    /// Whether a password can match a hash in this format.
+    pub fn is_verifiable(self) -> bool {
+        !matches!(
+            self,
+            HashFormat::Unusable
+                | HashFormat::Malformed
+                | HashFormat::OverLimit(_)
+                | HashFormat::Unknown
+        )
+    }
+}
+
+impl std::fmt::Display for HashFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HashFormat::LatchScrypt => "latch scrypt",
+            HashFormat::DjangoPbkdf2Sha256 => "Django pbkdf2_sha256",
+            HashFormat::DjangoPbkdf2Sha1 => "Django pbkdf2_sha1",
+            HashFormat::DjangoScrypt => "Django scrypt",
+            HashFormat::DjangoArgon2id => "Django argon2id",
+            HashFormat::DjangoArgon2i => "Django argon2i",
+            HashFormat::DjangoArgon2d => "Django argon2d",
+            HashFormat::Unusable => "unusable",
+            HashFormat::Malformed => "malformed",
+            HashFormat::OverLimit(limit) => {
+                return write!(f, "over latch's limit: {}", limit.reason());
+            }
+            HashFormat::Unknown => "unknown",
+        })
+    }
+}
+
+/// Which format a stored password hash is in, without computing anything (no
+/// password needed, cheap): for an import to count the formats it brings in
+/// and to report the hashes latch cannot verify (`!is_verifiable()`: those
+/// users cannot log in until they reset their password). `Hasher::verify`
+/// decides on the same parse.
+pub fn recognise(stored: &str) -> HashFormat {
+    match parse(stored) {
+        Stored::Latch => HashFormat::LatchScrypt,
+        Stored::Django(parsed) => parsed.format(),
+        Stored::Never(format) => format,
+    }
+}
+
+/// A stored hash, parsed: what checking a password against it takes.
+enum Stored<'a> {
+    /// latch's PHC scrypt: `verify_now`.
+    Latch,
+    Django(django::Parsed<'a>),
+    /// Never matches, for the reason this format says.
+    Never(HashFormat),
+}
+
+fn parse(stored: &str) -> Stored<'_> {
+    // PHC strings start with "$"; none of Django's formats does.
+    if stored.starts_with('$') {
+        if !stored.starts_with("$scrypt$") {
+            return Stored::Never(HashFormat::Unknown);
+        }
+        let valid = PasswordHash::new(stored)
+            .is_ok_and(|hash| hash.hash.is_some() && scrypt::Params::try_from(&hash).is_ok());
+        return match valid {
+            true => Stored::Latch,
+            false => Stored::Never(HashFormat::Malformed),
+        };
+    }
+    match django::parse(stored) {
+        Ok(parsed) => Stored::Django(parsed),
+        Err(format) => Stored::Never(format),
+    }
+}
+
+/// [`Hasher::verify`]'s work, on a hashing thread.
+fn verify_stored(
+    configured: scrypt::Params,
+    password: &[u8],
+    stored: &str,
+    dummy: &str,
+) -> Verified {
+    match parse(stored) {
+        Stored::Latch => verify_now(configured, password, stored),
+        Stored::Django(parsed) => Verified {
+            matches: parsed.matches(password),
+            needs_rehash: true,
+        },
+        Stored::Never(format) => {
+            if let HashFormat::OverLimit(limit) = format {
+                tracing::warn!(
+                    reason = limit.reason(),
+                    "a stored password hash asks for more work than latch allows; it never matches"
+                );
+            }
+            verify_now(configured, password, dummy);
+            Verified {
+                matches: false,
+                needs_rehash: false,
+            }
+        }
     }
 }
 
