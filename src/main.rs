@@ -156,6 +156,7 @@ fn admin_logs(warnings: &[String]) {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new("warn"))
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     for warning in warnings {

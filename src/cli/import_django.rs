@@ -36,6 +36,8 @@ pub enum ImportFrom {
     },
 }
 
+/// Users with a hash latch cannot check are listed up to this many.
+const WARNINGS_SHOWN: usize = 20;
 /// Below this many users there is nothing to watch.
 const PROGRESS_FROM: usize = 10_000;
 
@@ -70,6 +72,23 @@ pub fn run(config: Config, from: ImportFrom) -> Outcome {
     println!("  new:                {}", plan.new.len());
     println!("  already in latch:   {} (left alone)", plan.present);
     println!("  conflicts:          {}", plan.conflicts.len());
+    if !plan.formats.is_empty() {
+        let formats: Vec<String> = plan
+            .formats
+            .iter()
+            .map(|(format, n)| format!("{format} {n}"))
+            .collect();
+        println!("  password hashes of the new users: {}", formats.join(", "));
+    }
+    for warning in plan.unverifiable.iter().take(WARNINGS_SHOWN) {
+        println!("warning: {warning}");
+    }
+    if plan.unverifiable.len() > WARNINGS_SHOWN {
+        println!(
+            "warning: ... and {} more users whose password hash latch cannot check",
+            plan.unverifiable.len() - WARNINGS_SHOWN
+        );
+    }
     let verb = if skip_conflicts {
         "skipped"
     } else {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{Failure, Missing, Outcome, Target, Tools, block_on, read_password, timestamp};
 use crate::accounts;
 use crate::config::Config;
+use crate::passwords::{self, HashFormat};
 use crate::store::User;
 
 #[derive(Args, Debug)]
@@ -242,7 +243,19 @@ fn user_json(u: &User) -> Value {
         "is_superuser": u.is_superuser,
         "date_joined": timestamp(u.date_joined),
         "last_login": u.last_login.map(timestamp),
+        "password": password_format(&u.password_hash),
     })
+}
+
+/// How the password is kept, never the hash itself.
+fn password_format(hash: &str) -> String {
+    let format = passwords::recognise(hash);
+    match format {
+        HashFormat::LatchScrypt => format.to_string(),
+        HashFormat::Unusable => "unusable (cannot log in until a password is set)".into(),
+        f if f.is_verifiable() => format!("{f} (replaced by latch scrypt at the next login)"),
+        f => format!("{f} (cannot log in until a password is set)"),
+    }
 }
 
 fn yes_no(flag: bool) -> String {

@@ -5,9 +5,10 @@
 
 mod dumpdata;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use crate::passwords::{self, HashFormat};
 use crate::store::{DjangoTable, DjangoUser, ImportedUser, Store, StoreResult};
 use crate::validate::{Email, Username};
 
@@ -69,6 +70,13 @@ impl std::fmt::Display for Conflict {
 #[derive(Debug)]
 pub struct Plan {
     pub new: Vec<ImportedUser>,
+    /// How many of the new users have a password hash in each format.
+    pub formats: BTreeMap<String, usize>,
+    /// New users whose hash latch cannot check (an unknown format, malformed,
+    /// or over latch's work limits): imported, but they can log in only
+    /// after a password reset. Not a conflict: Django could not have let
+    /// some of them in either.
+    pub unverifiable: Vec<Conflict>,
     /// Already in latch with the same id and username: left alone (they may
     /// have logged in since and have latch's hash now).
     pub present: usize,
@@ -89,6 +97,8 @@ pub fn plan(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
 
     let mut plan = Plan {
         new: Vec::new(),
+        formats: BTreeMap::new(),
+        unverifiable: Vec::new(),
         present: 0,
         conflicts: Vec::new(),
         max_id_ever: table.max_id_ever,
@@ -146,7 +156,20 @@ pub fn plan(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
                 username: user.username.clone(),
                 reason,
             }),
-            None => plan.new.push(user.clone()),
+            None => {
+                let format = passwords::recognise(&user.password_hash);
+                *plan.formats.entry(format.to_string()).or_default() += 1;
+                if !format.is_verifiable() && format != HashFormat::Unusable {
+                    plan.unverifiable.push(Conflict {
+                        id: user.id,
+                        username: user.username.clone(),
+                        reason: format!(
+                            "its password hash ({format}) cannot be checked by latch; the user can log in after a password reset"
+                        ),
+                    });
+                }
+                plan.new.push(user.clone());
+            }
         }
     }
     plan.conflicts.extend(refused);

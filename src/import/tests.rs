@@ -6,13 +6,18 @@ fn django(id: i64, username: &str, email: &str) -> DjangoUser {
         id,
         username: username.into(),
         email: email.into(),
-        password: format!("pbkdf2_sha256$1000$salt{id}$hash"),
+        password: django_hash(id),
         is_active: true,
         is_staff: false,
         is_superuser: false,
         date_joined: "2024-01-02 03:04:05.123456".into(),
         last_login: None,
     }
+}
+
+/// A well-formed Django PBKDF2 hash (of no known password).
+fn django_hash(id: i64) -> String {
+    format!("pbkdf2_sha256$1000$salt{id}${}=", "A".repeat(43))
 }
 
 fn table(users: Vec<DjangoUser>, max_id_ever: i64) -> DjangoTable {
@@ -55,7 +60,7 @@ fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
     assert!(zoe.is_staff && !zoe.is_superuser && zoe.is_active);
     assert_eq!(zoe.last_login, Some(1714979289));
     assert_eq!(zoe.date_joined, 1704164645);
-    assert_eq!(zoe.password_hash, "pbkdf2_sha256$1000$salt7$hash");
+    assert_eq!(zoe.password_hash, django_hash(7));
     let ann = store.user_by_email_key("ann@example.com").unwrap().unwrap();
     assert_eq!((ann.id, ann.email.as_str()), (2, "Ann@Example.com"));
 
@@ -84,7 +89,7 @@ fn a_second_run_leaves_everyone_alone_including_changed_hashes() {
     .unwrap();
     assert!(
         store
-            .upgrade_password_hash(1, "pbkdf2_sha256$1000$salt1$hash", "$scrypt$new")
+            .upgrade_password_hash(1, &django_hash(1), "$scrypt$new")
             .unwrap()
     );
     let again = plan(&store, table(users, 2)).unwrap();
@@ -186,4 +191,30 @@ fn django_times_in_every_form_it_writes() {
     assert_eq!(django_time("2024-01-02T03:04:05"), Some(1704164645));
     assert_eq!(django_time(""), None);
     assert_eq!(django_time("02/01/2024"), None);
+}
+
+#[test]
+fn hashes_latch_cannot_check_are_imported_with_a_warning_and_formats_are_counted() {
+    let (_dir, store) = store();
+    let mut md5 = django(1, "old", "");
+    md5.password = "md5$salt$0123456789abcdef0123456789abcdef".into();
+    let mut unusable = django(2, "nopass", "");
+    unusable.password = "!x7Yq2".into();
+    let users = vec![md5, unusable, django(3, "ann", ""), django(4, "bob", "")];
+    let plan = plan(&store, table(users, 4)).unwrap();
+    assert_eq!(plan.new.len(), 4, "not conflicts: they are imported");
+    let formats: Vec<(&str, usize)> = plan.formats.iter().map(|(f, n)| (f.as_str(), *n)).collect();
+    assert_eq!(
+        formats,
+        [("Django pbkdf2_sha256", 2), ("unknown", 1), ("unusable", 1)]
+    );
+    assert_eq!(
+        reasons(&Plan {
+            conflicts: plan.unverifiable.clone(),
+            ..plan
+        }),
+        [
+            r#""old" (id 1): its password hash (unknown) cannot be checked by latch; the user can log in after a password reset"#
+        ]
+    );
 }
