@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, Secret};
-use crate::http::{self, AppState, Shared};
+use crate::http::{self, AppState, Certificates, Shared};
 use crate::limits::{ClientIp, Limits};
 use crate::mail::{self, Mailer};
 use crate::passwords::Hasher;
@@ -37,6 +37,8 @@ pub struct Server {
     /// The database of `:memory:`, removed by [`Server::shutdown`] (or when
     /// the server is dropped).
     temporary: Option<TemporaryDatabase>,
+    /// With `server.tls_cert_file`: what HTTPS serves, reloadable.
+    certificates: Option<Arc<Certificates>>,
 }
 
 impl Server {
@@ -85,6 +87,11 @@ impl Server {
         let mailer = Mailer::from_config(&config, resets.clone())?;
         let password_policy = Arc::new(PasswordPolicy::from_config(&config.password));
 
+        let certificates = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+            (Some(cert), Some(key)) => Some(Certificates::load(cert, key)?),
+            _ => None,
+        };
+        let tls = certificates.as_ref().map(|c| c.acceptor()).transpose()?;
         let listener = tokio::net::TcpListener::bind(config.server.bind)
             .await
             .with_context(|| format!("binding {}", config.server.bind))?;
@@ -130,7 +137,13 @@ impl Server {
             idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs),
             max_connections: state.config.server.max_connections,
         };
-        let http = tokio::spawn(http::serve(listener, http::routes(state), limits, stopped));
+        let http = tokio::spawn(http::serve(
+            listener,
+            http::routes(state),
+            limits,
+            tls,
+            stopped,
+        ));
         tracing::info!(%addr, hash_threads = threads, "latch is listening");
         Ok(Server {
             addr,
@@ -141,6 +154,7 @@ impl Server {
             outbox,
             housekeeping,
             temporary,
+            certificates,
         })
     }
 
@@ -148,9 +162,31 @@ impl Server {
         self.addr
     }
 
-    /// `http://ADDR:PORT`, the base of every URL this server answers.
+    /// `http://ADDR:PORT` (`https://` with TLS), the base of every URL this
+    /// server answers.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certificates.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Reads the TLS certificate and key files again (SIGHUP): handshakes
+    /// from now on use the new pair, open connections keep theirs. False
+    /// when there is no TLS; an error (naming the file) leaves the old pair.
+    pub fn reload_tls(&self) -> anyhow::Result<bool> {
+        match &self.certificates {
+            Some(certificates) => certificates.reload().map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// True for a throwaway server (`--ephemeral`, `--db :memory:`), whose
+    /// data goes when it stops.
+    pub fn is_throwaway(&self) -> bool {
+        self.temporary.is_some()
     }
 
     /// The store this server uses (for tests and tooling).

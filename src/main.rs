@@ -219,38 +219,82 @@ async fn serve(config: latch::Config, stdout: BatchedWriter) -> anyhow::Result<(
     // Listened for before anything is made: a signal from the moment the
     // address is out (or earlier) stops latch cleanly, removing a temporary
     // database.
-    let signal = shutdown_signal().context("installing signal handlers")?;
+    let mut signals = Signals::install().context("installing signal handlers")?;
     let server = latch::Server::start(config).await?;
     // Always the first line on stdout, and out at once: a test harness
     // that started latch on port 0 reads the address from it.
     stdout.first_line(&format!("listening on {}", server.url()));
-    signal.await;
+    loop {
+        match signals.next().await {
+            Signal::Stop => break,
+            // A throwaway server whose terminal closed: clean up and go.
+            Signal::Reload if server.is_throwaway() => break,
+            Signal::Reload => match server.reload_tls() {
+                Ok(true) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+                Ok(false) => tracing::info!("SIGHUP: nothing to reload (no TLS configured)"),
+                Err(err) => {
+                    tracing::error!("SIGHUP: {err:#}; still serving the previous certificate")
+                }
+            },
+        }
+    }
     tracing::info!("shutting down: finishing requests in flight");
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM, listened for from this call on: the future
-/// ends at the first of them.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+enum Signal {
+    /// SIGINT (Ctrl-C) or SIGTERM.
+    Stop,
+    /// SIGHUP: read the TLS files again (systemd's ExecReload).
+    Reload,
+}
+
+/// The signals latch acts on, listened for from [`Signals::install`] on.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        Ok(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        })
-    }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
     #[cfg(not(unix))]
-    {
-        let mut ctrl_c = tokio::signal::windows::ctrl_c()?;
-        Ok(async move {
-            ctrl_c.recv().await;
-        })
+    ctrl_c: tokio::signal::windows::CtrlC,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+                hangup: signal(SignalKind::hangup())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {
+                ctrl_c: tokio::signal::windows::ctrl_c()?,
+            })
+        }
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => Signal::Stop,
+                _ = self.interrupt.recv() => Signal::Stop,
+                _ = self.hangup.recv() => Signal::Reload,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            self.ctrl_c.recv().await;
+            Signal::Stop
+        }
     }
 }

@@ -281,6 +281,9 @@ impl Config {
             .with_context(|| {
                 format!("invalid mail.from: {:?} is not an address", self.mail.from)
             })?;
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            bail!("invalid server.tls_cert_file/server.tls_key_file: give both or neither");
+        }
         if self.smtp.username.is_some() != self.smtp.password.is_some() {
             bail!("invalid smtp.username/smtp.password: give both or neither");
         }

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     pub max_connections: usize,
     pub shutdown_timeout_secs: u64,
+    /// PEM certificate chain and private key: with both, latch serves HTTPS.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,8 @@ impl Default for ServerConfig {
             idle_timeout_secs: 30,
             max_connections: 1024,
             shutdown_timeout_secs: 10,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

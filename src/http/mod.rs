@@ -10,9 +10,11 @@ mod jwks;
 mod password;
 mod register;
 mod serve;
+mod tls;
 mod tokens;
 
 pub use serve::{Limits, peer_addr, serve};
+pub use tls::Certificates;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use warp::Filter;
 
 tokio::task_local! {
@@ -50,12 +51,13 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves until `stop` turns true, then waits for open connections to finish
+/// Serves (over TLS with `tls`) until `stop` turns true, then waits for open connections to finish
 /// their requests (the caller bounds that wait).
 pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
@@ -88,25 +90,55 @@ pub async fn serve<F>(
             inner: TowerToHyperService::new(warp::service(routes.clone())),
             in_flight: in_flight.clone(),
         };
-        let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, in_flight));
+        let stream = IdleTimeout::new(stream, limits.idle_timeout, in_flight);
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
+        let tls = tls.clone();
         connections.spawn(PEER.scope(peer, async move {
             let _slot = slot;
-            // HTTP/1 only: the header read timeout is an HTTP/1 setting, and
-            // a connection that negotiated HTTP/2 would escape it.
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .keep_alive(true)
-                .serve_connection(io, service);
-            if let Err(err) = watcher.watch(connection).await {
-                tracing::debug!(error = %err, "connection ended with an error");
+            let Some(tls) = tls else {
+                return serve_connection(stream, service, header_read_timeout, watcher).await;
+            };
+            // The handshake gets the time the headers get: a client that
+            // stalls in it is dropped like one that stalls in its headers.
+            match tokio::time::timeout(header_read_timeout, tls.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serve_connection(stream, service, header_read_timeout, watcher).await
+                }
+                Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
             }
         }));
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Serves one connection (plain or TLS) until it ends or, on shutdown, its
+/// requests in flight are done.
+async fn serve_connection<I, S>(
+    stream: I,
+    service: S,
+    header_read_timeout: Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // HTTP/1 only: the header read timeout is an HTTP/1 setting, and a
+    // connection that negotiated HTTP/2 would escape it.
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
 }
 
 async fn stop_requested(stop: &mut watch::Receiver<bool>) {

@@ -144,6 +144,11 @@ impl TestApp {
         self.server = Some(server);
     }
 
+    /// What SIGHUP does: reads the TLS files again.
+    pub fn reload_tls(&self) -> anyhow::Result<bool> {
+        self.server.as_ref().expect("server running").reload_tls()
+    }
+
     pub fn store(&self) -> &latch::store::Store {
         self.server.as_ref().expect("server running").store()
     }

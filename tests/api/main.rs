@@ -32,3 +32,4 @@ mod revocation;
 mod rotation;
 mod slow_clients;
 mod smtp;
+mod tls;
