@@ -100,16 +100,25 @@ impl Outgoing {
     /// and text), or the whole chain of what went wrong (DNS, TLS,
     /// authentication, a refusal), in one line.
     pub async fn send_now(&self, to: &str, subject: &str, body: String) -> Result<String, String> {
+        let message = self.message(to, subject, body)?;
+        self.send_message(message).await
+    }
+
+    /// The mail, or why it can never be sent as it is.
+    fn message(&self, to: &str, subject: &str, body: String) -> Result<Message, String> {
         let to: Mailbox = to
             .parse()
             .map_err(|e| format!("bad recipient address: {e}"))?;
-        let message = Message::builder()
+        Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body)
-            .map_err(|e| format!("could not build the message: {e}"))?;
+            .map_err(|e| format!("could not build the message: {e}"))
+    }
+
+    async fn send_message(&self, message: Message) -> Result<String, String> {
         match &self.transport {
             Transport::Smtp(smtp) => smtp
                 .send(message)
@@ -171,11 +180,12 @@ impl Mailer {
     }
 
     async fn send(&self, mail: &QueuedMail) -> Result<(), SendError> {
-        if let Err(e) = mail.recipient.parse::<Mailbox>() {
-            return Err(SendError::Permanent(format!("bad recipient address: {e}")));
-        }
+        let message = self
+            .outgoing
+            .message(&mail.recipient, &mail.subject, self.render_body(mail))
+            .map_err(SendError::Permanent)?;
         self.outgoing
-            .send_now(&mail.recipient, &mail.subject, self.render_body(mail))
+            .send_message(message)
             .await
             .map(drop)
             .map_err(SendError::Retry)

@@ -2,7 +2,7 @@
 //! database or a `manage.py dumpdata auth.user` export, with their ids and
 //! password hashes.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
@@ -68,7 +68,16 @@ pub fn run(config: Config, from: ImportFrom) -> Outcome {
         config.database.path = scratch.path().join("empty.db");
     }
     let tools = Tools::open(config, Missing::Create)?;
-    let plan = import::plan(&tools.store, read.table)?;
+    let plan = if dry_run {
+        import::dry_run(&tools.store, read.table)?
+    } else {
+        let progress = Progress::new();
+        let plan = import::run(&tools.store, read.table, skip_conflicts, &|done, total| {
+            progress.show(done, total)
+        })?;
+        progress.finish();
+        plan
+    };
     println!("  new:                {}", plan.new.len());
     println!("  already in latch:   {} (left alone)", plan.present);
     println!("  conflicts:          {}", plan.conflicts.len());
@@ -104,69 +113,59 @@ pub fn run(config: Config, from: ImportFrom) -> Outcome {
             plan.conflicts.len()
         )));
     }
-    if dry_run {
-        println!(
-            "dry run: nothing was changed; the import would add {} users",
-            plan.new.len()
-        );
-        return Ok(());
-    }
-    let progress = Progress::new(plan.new.len());
-    import::apply(&tools.store, &plan, &|n| progress.show(n))?;
-    progress.finish();
-    match plan.new.len() {
-        0 => println!("nothing new to import"),
-        n => println!(
+    match (dry_run, plan.new.len()) {
+        (true, n) => println!("dry run: nothing was changed; the import would add {n} users"),
+        (false, 0) => println!("nothing new to import"),
+        (false, n) => println!(
             "imported {n} users; accounts made in latch from now on get ids above {}",
-            tools.store.max_user_id_ever()?
+            plan.id_floor
         ),
     }
     Ok(())
 }
 
-/// A bar on a terminal, a line per tenth otherwise (logs of a CI job).
-enum Progress {
-    Quiet,
-    Bar(indicatif::ProgressBar),
-    Lines { total: usize, shown: Cell<usize> },
+/// A bar on a terminal, a line per tenth otherwise (logs of a CI job);
+/// nothing for small tables.
+struct Progress {
+    terminal: bool,
+    bar: OnceCell<indicatif::ProgressBar>,
+    tenths_shown: Cell<usize>,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
-        if total < PROGRESS_FROM {
-            return Progress::Quiet;
-        }
-        if std::io::stderr().is_terminal() {
-            let bar = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "importing {bar:40} {pos}/{len} users ({per_sec}, {eta} left)",
-            ) {
-                bar.set_style(style);
-            }
-            return Progress::Bar(bar);
-        }
-        Progress::Lines {
-            total,
-            shown: Cell::new(0),
+    fn new() -> Progress {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            bar: OnceCell::new(),
+            tenths_shown: Cell::new(0),
         }
     }
 
-    fn show(&self, done: usize) {
-        match self {
-            Progress::Quiet => {}
-            Progress::Bar(bar) => bar.set_position(done as u64),
-            Progress::Lines { total, shown } => {
-                let tenths = done * 10 / total;
-                if tenths > shown.get() {
-                    shown.set(tenths);
-                    eprintln!("importing: {done} of {total} users");
+    fn show(&self, done: usize, total: usize) {
+        if total < PROGRESS_FROM {
+            return;
+        }
+        if self.terminal {
+            let bar = self.bar.get_or_init(|| {
+                let bar = indicatif::ProgressBar::new(total as u64);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "importing {bar:40} {pos}/{len} users ({per_sec}, {eta} left)",
+                ) {
+                    bar.set_style(style);
                 }
-            }
+                bar
+            });
+            return bar.set_position(done as u64);
+        }
+        let tenths = done * 10 / total;
+        if tenths > self.tenths_shown.get() {
+            self.tenths_shown.set(tenths);
+            eprintln!("importing: {done} of {total} users");
         }
     }
 
     fn finish(&self) {
-        if let Progress::Bar(bar) = self {
+        if let Some(bar) = self.bar.get() {
             bar.finish_and_clear();
         }
     }

@@ -22,7 +22,7 @@ use crate::clock::{self, SharedClock};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::passwords::Hasher;
-use crate::store::{Store, StoreError, User};
+use crate::store::{self, Store, StoreError, User};
 use crate::validate::PasswordPolicy;
 
 /// Which configuration and database a command works on (the same layers as
@@ -110,7 +110,19 @@ impl Tools {
                 db.path.display()
             )));
         }
-        let store = Store::open(&db.path, Duration::from_millis(db.busy_timeout_ms), 2)?;
+        let busy = Duration::from_millis(db.busy_timeout_ms);
+        // Migrating is the server's job: a command run with a newer latch
+        // must not change the schema under an older one still serving.
+        if db.path.exists() {
+            let (version, known) = store::schema_versions(&db.path, busy)?;
+            if version < known && version > 0 {
+                return Err(Failure(format!(
+                    "the database {} has schema version {version}, and this latch uses {known}: start this latch's `serve` on it once to migrate it, then run the command again",
+                    db.path.display()
+                )));
+            }
+        }
+        let store = Store::open(&db.path, busy, 2)?;
         let params = config.password.scrypt_params()?;
         let hasher = Hasher::new(params, 1, 4)?;
         let policy = PasswordPolicy::from_config(&config.password);

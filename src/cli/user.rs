@@ -99,7 +99,10 @@ fn create(tools: &Tools, username: &str, email: &str, password_stdin: bool) -> O
         account,
         now,
     ))?;
-    let user = tools.find_user(&id.to_string())?;
+    let user = tools
+        .store
+        .user_by_id(id)?
+        .ok_or_else(|| Failure(format!("user {id} was deleted meanwhile")))?;
     println!("created user {} (id {id})", user.username);
     Ok(())
 }

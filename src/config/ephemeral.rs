@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use super::{Config, MailTransport};
-use crate::store;
 
 /// scrypt cost (log_n, r, p) under `--ephemeral`: 2 KiB and microseconds
 /// per hash instead of 16 MiB and tens of milliseconds. For tests only.
@@ -28,7 +27,7 @@ pub(super) fn apply(config: &mut Config, set_in: impl Fn(&str) -> Option<String>
     let mut adjusted = Adjusted::default();
 
     // The server names the folder in its log when it makes it.
-    config.database.path = PathBuf::from(store::MEMORY);
+    config.database.path = PathBuf::from(super::MEMORY_DATABASE);
     if let Some(place) = set_in("database.path") {
         adjusted.notes.push(format!(
             "--ephemeral: database.path (set in {place}) is not used: the database is a temporary one"

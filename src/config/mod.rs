@@ -15,6 +15,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// The `database.path` that asks for a private temporary database, removed
+/// when the server stops (`--db :memory:`, `--ephemeral`).
+pub const MEMORY_DATABASE: &str = ":memory:";
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {

@@ -59,7 +59,9 @@ async fn login(state: AppState, req: Request) -> HandlerResult {
 /// The active user these credentials belong to, if any, and whether its
 /// hash wants upgrading. Every way of failing costs one password
 /// verification, so the time taken does not tell unknown usernames,
-/// inactive users and wrong passwords apart.
+/// inactive users and wrong passwords apart. (A user still on an imported
+/// Django hash costs that hash's time until the first login replaces it:
+/// about a latch hash's for Django's default PBKDF2, see BENCHMARKS.md.)
 async fn check_credentials(
     state: &AppState,
     username: &str,

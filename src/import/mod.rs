@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use crate::passwords::{self, HashFormat};
-use crate::store::{DjangoTable, DjangoUser, ImportedUser, Store, StoreResult};
+use crate::store::{
+    DjangoTable, DjangoUser, Holdings, ImportWrite, ImportedUser, Store, StoreResult,
+};
 use crate::validate::{Email, Username};
 
 /// What a source holds, told by its first bytes.
@@ -81,12 +83,45 @@ pub struct Plan {
     /// have logged in since and have latch's hash now).
     pub present: usize,
     pub conflicts: Vec<Conflict>,
-    pub max_id_ever: i64,
+    /// Accounts made in latch from now on get ids above this: above every
+    /// id Django ever used, and every id latch ever gave.
+    pub id_floor: i64,
 }
 
-/// Sorts the source's users against what the store holds. Reads only.
-pub fn plan(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
-    let latch = store.users()?;
+/// What an import would do, against what the store holds now. Reads only
+/// (for `--dry-run`).
+pub fn dry_run(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
+    Ok(plan(store.holdings()?, table))
+}
+
+/// Plans and writes in one transaction, under the write lock: the new users
+/// go in unless there are conflicts and `skip_conflicts` is false, in which
+/// case nothing is written. The plan says what was found.
+pub fn run(
+    store: &Store,
+    table: DjangoTable,
+    skip_conflicts: bool,
+    progress: &dyn Fn(usize, usize),
+) -> StoreResult<Plan> {
+    store.import_users(
+        |holdings| plan(holdings, table),
+        |plan: &Plan| {
+            (plan.conflicts.is_empty() || skip_conflicts).then(|| ImportWrite {
+                users: &plan.new,
+                id_floor: plan.id_floor,
+            })
+        },
+        progress,
+    )
+}
+
+/// Ids above this cannot be read exactly by JavaScript clients (profile's
+/// `id` is a JSON number), and would leave latch's own sequence no room.
+const MAX_ID: i64 = (1 << 53) - 1;
+
+/// Sorts the source's users against what latch holds.
+pub fn plan(holdings: Holdings, table: DjangoTable) -> Plan {
+    let latch = &holdings.users;
     let by_id: HashMap<i64, &str> = latch.iter().map(|u| (u.id, u.username.as_str())).collect();
     let id_by_name: HashMap<&str, i64> =
         latch.iter().map(|u| (u.username.as_str(), u.id)).collect();
@@ -101,20 +136,54 @@ pub fn plan(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
         unverifiable: Vec::new(),
         present: 0,
         conflicts: Vec::new(),
-        max_id_ever: table.max_id_ever,
+        id_floor: table.max_id_ever.max(holdings.max_id_ever),
     };
+    // An export can repeat an id or a username; latch would have to merge.
+    let mut source_ids: HashMap<i64, usize> = HashMap::new();
+    let mut source_names: HashMap<&str, Vec<i64>> = HashMap::new();
+    for user in &table.users {
+        *source_ids.entry(user.id).or_default() += 1;
+        source_names
+            .entry(&user.username)
+            .or_default()
+            .push(user.id);
+    }
     let mut candidates = Vec::new();
-    for user in table.users {
-        match by_id.get(&user.id) {
-            Some(name) if *name == user.username => plan.present += 1,
-            Some(name) => plan.conflicts.push(conflict(
-                &user,
-                format!("its id is taken by the latch user {name:?}"),
-            )),
-            None => match checked(&user) {
-                Err(reason) => plan.conflicts.push(conflict(&user, reason)),
-                Ok(imported) => candidates.push(imported),
-            },
+    for user in &table.users {
+        let twin_name = source_names[user.username.as_str()]
+            .iter()
+            .find(|id| **id != user.id);
+        let reason = if source_ids[&user.id] > 1 {
+            Some(format!(
+                "{} users of the source have id {}",
+                source_ids[&user.id], user.id
+            ))
+        } else if let Some(other) = twin_name {
+            Some(format!(
+                "the user with id {other} in the source has the same username"
+            ))
+        } else {
+            match by_id.get(&user.id) {
+                Some(name) if *name == user.username => {
+                    plan.present += 1;
+                    continue;
+                }
+                Some(name) => Some(format!("its id is taken by the latch user {name:?}")),
+                None if user.id <= holdings.max_id_ever => Some(
+                    "its id was given to a latch account since deleted, and latch never gives an id out twice"
+                        .into(),
+                ),
+                None => match checked(user) {
+                    Err(reason) => Some(reason),
+                    Ok(imported) => {
+                        candidates.push(imported);
+                        None
+                    }
+                },
+            }
+        };
+        if let Some(reason) = reason {
+            plan.conflicts.push(conflict(user, reason));
         }
     }
     // Addresses are unique regardless of case in latch, not in Django.
@@ -174,13 +243,7 @@ pub fn plan(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
     }
     plan.conflicts.extend(refused);
     plan.conflicts.sort_by_key(|c| c.id);
-    Ok(plan)
-}
-
-/// Writes the plan's new users in one transaction; with `skip_conflicts`
-/// false it must have none. Re-running after it changes nothing.
-pub fn apply(store: &Store, plan: &Plan, progress: &dyn Fn(usize)) -> StoreResult<()> {
-    store.import_users(&plan.new, plan.max_id_ever, progress)
+    plan
 }
 
 fn conflict(user: &DjangoUser, reason: String) -> Conflict {
@@ -193,8 +256,8 @@ fn conflict(user: &DjangoUser, reason: String) -> Conflict {
 
 /// The user as latch would store it, if latch's rules take it as it is.
 fn checked(user: &DjangoUser) -> Result<ImportedUser, String> {
-    if user.id <= 0 {
-        return Err("its id is not positive".into());
+    if !(1..=MAX_ID).contains(&user.id) {
+        return Err(format!("its id is not between 1 and {MAX_ID}"));
     }
     match Username::parse(&user.username) {
         Err(reason) => return Err(format!("latch refuses the username: {reason}")),

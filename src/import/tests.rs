@@ -50,9 +50,9 @@ fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
         staff,
         django(9, "bob", ""),
     ];
-    let plan = plan(&store, table(users, 12)).unwrap();
+    let plan = run(&store, table(users, 12), false, &|_, _| {}).unwrap();
     assert_eq!(reasons(&plan), Vec::<String>::new());
-    apply(&store, &plan, &|_| {}).unwrap();
+    assert_eq!(plan.id_floor, 12);
 
     let zoe = store.user_by_id(7).unwrap().unwrap();
     assert_eq!(zoe.username, "Zoë");
@@ -81,23 +81,17 @@ fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
 fn a_second_run_leaves_everyone_alone_including_changed_hashes() {
     let (_dir, store) = store();
     let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
-    apply(
-        &store,
-        &plan(&store, table(users.clone(), 2)).unwrap(),
-        &|_| {},
-    )
-    .unwrap();
+    run(&store, table(users.clone(), 2), false, &|_, _| {}).unwrap();
     assert!(
         store
             .upgrade_password_hash(1, &django_hash(1), "$scrypt$new")
             .unwrap()
     );
-    let again = plan(&store, table(users, 2)).unwrap();
+    let again = run(&store, table(users, 2), false, &|_, _| {}).unwrap();
     assert_eq!(
         (again.new.len(), again.present, again.conflicts.len()),
         (0, 2, 0)
     );
-    apply(&store, &again, &|_| {}).unwrap();
     assert_eq!(
         store.user_by_id(1).unwrap().unwrap().password_hash,
         "$scrypt$new"
@@ -132,7 +126,7 @@ fn conflicts_are_named_and_nothing_is_merged() {
     bad_date.date_joined = "yesterday".into();
     let mut users = users;
     users.push(bad_date);
-    let plan = plan(&store, table(users, 18)).unwrap();
+    let plan = dry_run(&store, table(users, 18)).unwrap();
     let found = reasons(&plan);
     let expect = [
         r#""not-ann" (id 1): its id is taken by the latch user "ann""#,
@@ -157,27 +151,87 @@ fn conflicts_are_named_and_nothing_is_merged() {
 }
 
 #[test]
-fn a_registration_racing_the_import_fails_it_whole() {
+fn ids_of_deleted_latch_accounts_are_never_given_again() {
+    // A latch account, deleted: its id (and its tokens) must stay dead.
     let (_dir, store) = store();
-    let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
-    let plan = plan(&store, table(users, 2)).unwrap();
-    // After the plan, before the write: someone registers as bob.
-    let bob = NewUser {
-        username: "bob".into(),
-        email: "bob@elsewhere.io".into(),
-        email_key: "bob@elsewhere.io".into(),
+    let ann = NewUser {
+        username: "ann".into(),
+        email: "a@x.io".into(),
+        email_key: "a@x.io".into(),
         password_hash: "h".into(),
     };
-    store.insert_user(&bob, 0).unwrap();
-    let err = apply(&store, &plan, &|_| {}).unwrap_err().to_string();
-    // bob got id 1 in latch, which is ann's in Django.
-    assert!(
-        err.contains("\"ann\" (id 1): its id was taken by another account while importing"),
-        "{err}"
+    store.insert_user(&ann, 0).unwrap();
+    assert!(store.delete_user(1).unwrap());
+    let plan = dry_run(&store, table(vec![django(1, "dj", "dj@x.io")], 1)).unwrap();
+    assert_eq!(
+        reasons(&plan),
+        [
+            r#""dj" (id 1): its id was given to a latch account since deleted, and latch never gives an id out twice"#
+        ]
     );
+
+    // An imported user deleted in latch does not come back on a re-run.
+    let (_dir2, store) = self::store();
+    let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
+    run(&store, table(users.clone(), 2), false, &|_, _| {}).unwrap();
+    assert!(store.delete_user(2).unwrap());
+    let again = run(&store, table(users, 2), true, &|_, _| {}).unwrap();
+    assert_eq!(again.conflicts.len(), 1, "{:?}", reasons(&again));
+    assert!(store.user_by_id(2).unwrap().is_none(), "bob stays deleted");
+}
+
+#[test]
+fn an_export_that_repeats_an_id_or_a_username_is_a_conflict() {
+    let (_dir, store) = store();
+    let users = vec![
+        django(5, "five", ""),
+        django(5, "also-five", ""),
+        django(6, "dup", "six@x.io"),
+        django(7, "dup", "seven@x.io"),
+        django(8, "fine", ""),
+    ];
+    let plan = dry_run(&store, table(users, 8)).unwrap();
+    assert_eq!(
+        reasons(&plan),
+        [
+            r#""five" (id 5): 2 users of the source have id 5"#,
+            r#""also-five" (id 5): 2 users of the source have id 5"#,
+            r#""dup" (id 6): the user with id 7 in the source has the same username"#,
+            r#""dup" (id 7): the user with id 6 in the source has the same username"#,
+        ]
+    );
+    assert_eq!(plan.new.len(), 1);
+}
+
+#[test]
+fn a_stopped_import_writes_nothing_not_even_the_id_floor() {
+    let (_dir, store) = store();
+    let users = vec![django(1, "ok", ""), django(2, "bad name", "")];
+    let plan = run(&store, table(users, 500), false, &|_, _| {}).unwrap();
+    assert_eq!(plan.conflicts.len(), 1);
+    assert!(store.user_by_id(1).unwrap().is_none());
+    assert_eq!(store.holdings().unwrap().max_id_ever, 0);
+    // With --skip-conflicts the rest goes in, and ids start above Django's.
+    run(
+        &store,
+        table(vec![django(1, "ok", ""), django(2, "bad name", "")], 500),
+        true,
+        &|_, _| {},
+    )
+    .unwrap();
+    assert!(store.user_by_id(1).unwrap().is_some());
+    assert_eq!(store.holdings().unwrap().max_id_ever, 500);
+}
+
+#[test]
+fn ids_javascript_cannot_represent_are_refused() {
+    let (_dir, store) = store();
+    let plan = dry_run(&store, table(vec![django(1 << 60, "big", "")], 1 << 60)).unwrap();
+    assert_eq!(plan.conflicts.len(), 1);
     assert!(
-        store.user_by_username("ann").unwrap().is_none(),
-        "nothing is stored half-way"
+        plan.conflicts[0]
+            .reason
+            .starts_with("its id is not between 1 and")
     );
 }
 
@@ -201,7 +255,7 @@ fn hashes_latch_cannot_check_are_imported_with_a_warning_and_formats_are_counted
     let mut unusable = django(2, "nopass", "");
     unusable.password = "!x7Yq2".into();
     let users = vec![md5, unusable, django(3, "ann", ""), django(4, "bob", "")];
-    let plan = plan(&store, table(users, 4)).unwrap();
+    let plan = dry_run(&store, table(users, 4)).unwrap();
     assert_eq!(plan.new.len(), 4, "not conflicts: they are imported");
     let formats: Vec<(&str, usize)> = plan.formats.iter().map(|(f, n)| (f.as_str(), *n)).collect();
     assert_eq!(

@@ -239,17 +239,32 @@ enum Stored<'a> {
     Never(HashFormat),
 }
 
+/// The most memory and parallelism one of latch's own scrypt hashes may
+/// ask for: what `password.scrypt_*` may be configured to (config/load.rs).
+const MAX_LATCH_SCRYPT_MEMORY: u128 = 4 << 30;
+const MAX_LATCH_SCRYPT_P: u32 = 64;
+
 fn parse(stored: &str) -> Stored<'_> {
     // PHC strings start with "$"; none of Django's formats does.
     if stored.starts_with('$') {
         if !stored.starts_with("$scrypt$") {
             return Stored::Never(HashFormat::Unknown);
         }
-        let valid = PasswordHash::new(stored)
-            .is_ok_and(|hash| hash.hash.is_some() && scrypt::Params::try_from(&hash).is_ok());
-        return match valid {
-            true => Stored::Latch,
-            false => Stored::Never(HashFormat::Malformed),
+        let params = PasswordHash::new(stored)
+            .ok()
+            .filter(|hash| hash.hash.is_some())
+            .and_then(|hash| scrypt::Params::try_from(&hash).ok());
+        return match params {
+            None => Stored::Never(HashFormat::Malformed),
+            // Never more than latch itself may be configured to make: an
+            // imported row must not ask for terabytes.
+            Some(p) if 128 * u128::from(p.r()) << p.log_n() > MAX_LATCH_SCRYPT_MEMORY => {
+                Stored::Never(HashFormat::OverLimit(Limit::Memory))
+            }
+            Some(p) if p.p() > MAX_LATCH_SCRYPT_P => {
+                Stored::Never(HashFormat::OverLimit(Limit::Parallelism))
+            }
+            Some(_) => Stored::Latch,
         };
     }
     match django::parse(stored) {
@@ -371,6 +386,20 @@ mod tests {
                 needs_rehash: true
             }
         );
+    }
+
+    #[test]
+    fn a_scrypt_row_asking_for_more_than_latch_could_make_is_over_the_limit() {
+        // 2^40 * 128 * 8 bytes: an imported row must not get that allocated.
+        let huge = "$scrypt$ln=40,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
+        assert_eq!(recognise(huge), HashFormat::OverLimit(Limit::Memory));
+        let wide = "$scrypt$ln=4,r=8,p=65$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
+        assert_eq!(recognise(wide), HashFormat::OverLimit(Limit::Parallelism));
+        let v = verify_stored(cheap(), b"password", huge, &dummy_hash(cheap()));
+        assert!(!v.matches);
+        // The largest latch may be configured to make is still its own.
+        let big = "$scrypt$ln=22,r=8,p=64$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E";
+        assert_eq!(recognise(big), HashFormat::LatchScrypt);
     }
 
     #[test]

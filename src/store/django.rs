@@ -6,7 +6,8 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Store, StoreError, StoreResult, exec, is_unique_violation};
+use super::users::{USER_COLUMNS, user_from_row};
+use super::{Store, StoreError, StoreResult, User, exec};
 
 /// A row of Django's `auth_user` as Django stored it; times as their text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,88 +120,119 @@ pub struct ImportedUser {
     pub last_login: Option<i64>,
 }
 
+/// What latch holds when an import is planned: every user and the highest
+/// id ever handed out (deleted users included).
+pub struct Holdings {
+    pub users: Vec<User>,
+    pub max_id_ever: i64,
+}
+
+/// What to write, as an import's plan decided it: these users, and the id
+/// sequence raised to `id_floor`.
+pub struct ImportWrite<'a> {
+    pub users: &'a [ImportedUser],
+    pub id_floor: i64,
+}
+
 impl Store {
-    /// Inserts `users` with their ids in one transaction, all or none, and
-    /// raises the id sequence to `max_id_ever`, so that an account made in
-    /// latch later never gets an id Django used. A user that takes a
-    /// username, address or id some other account got meanwhile (a race with
-    /// a registration) fails the whole write, naming it. `progress` hears
-    /// how many are in so far.
-    pub fn import_users(
-        &self,
-        users: &[ImportedUser],
-        max_id_ever: i64,
-        progress: &dyn Fn(usize),
-    ) -> StoreResult<()> {
-        self.in_write_tx(|tx| {
-            for (n, u) in users.iter().enumerate() {
-                let inserted = exec(
-                    tx,
-                    "INSERT INTO users (id, username, email, email_key, password_hash, is_active,
-                         is_staff, is_superuser, date_joined, last_login)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        u.id,
-                        u.username,
-                        u.email,
-                        u.email_key,
-                        u.password_hash,
-                        u.is_active,
-                        u.is_staff,
-                        u.is_superuser,
-                        u.date_joined,
-                        u.last_login
-                    ],
-                );
-                if let Err(err) = inserted {
-                    let id_taken = matches!(&err, rusqlite::Error::SqliteFailure(e, _)
-                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY);
-                    let taken = ["users.username", "users.email_key"]
-                        .into_iter()
-                        .find(|column| is_unique_violation(&err, column))
-                        .or(id_taken.then_some("id"));
-                    return Err(match taken {
-                        Some(column) => StoreError::Other(format!(
-                            "user {:?} (id {}): its {} was taken by another account while importing; nothing was imported, run the import again",
-                            u.username,
-                            u.id,
-                            column.trim_start_matches("users.")
-                        )),
-                        None => err.into(),
-                    });
-                }
-                if (n + 1) % 1000 == 0 {
-                    progress(n + 1);
-                }
-            }
-            progress(users.len());
-            // AUTOINCREMENT keeps its high-water mark here; the inserts above
-            // raised it to their largest id, this to Django's.
-            exec(
-                tx,
-                "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'users'",
-                [max_id_ever],
-            )?;
-            exec(
-                tx,
-                "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', ?1
-                 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
-                [max_id_ever],
-            )?;
-            Ok(())
-        })
+    /// What latch holds now (a read, for a dry run).
+    pub fn holdings(&self) -> StoreResult<Holdings> {
+        holdings(&*self.conn()?)
     }
 
-    /// The highest user id ever handed out (deleted users included).
-    pub fn max_user_id_ever(&self) -> StoreResult<i64> {
-        let conn = self.conn()?;
-        let seq: Option<i64> = conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'users'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(seq.unwrap_or(0))
+    /// An import as one write: under the write lock, `plan` sees what latch
+    /// holds and decides; the users it returns are inserted with their ids
+    /// and the id sequence raised, all or none. Holding the lock from the
+    /// plan to the insert, no registration can take a username, address or
+    /// id the plan counted as free. `progress` hears how many of how many are in.
+    pub fn import_users<T>(
+        &self,
+        plan: impl FnOnce(Holdings) -> T,
+        write: impl FnOnce(&T) -> Option<ImportWrite<'_>>,
+        progress: &dyn Fn(usize, usize),
+    ) -> StoreResult<T> {
+        self.in_write_tx(|tx| {
+            let planned = plan(holdings(tx)?);
+            if let Some(decided) = write(&planned) {
+                insert_users(tx, decided.users, progress)?;
+                raise_id_floor(tx, decided.id_floor)?;
+            }
+            Ok(planned)
+        })
     }
+}
+
+fn holdings(conn: &Connection) -> StoreResult<Holdings> {
+    let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+    let users = stmt
+        .query_map([], user_from_row)?
+        .collect::<Result<_, _>>()?;
+    let max_id_ever: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'users'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(Holdings {
+        users,
+        max_id_ever: max_id_ever.unwrap_or(0),
+    })
+}
+
+fn insert_users(
+    tx: &Connection,
+    users: &[ImportedUser],
+    progress: &dyn Fn(usize, usize),
+) -> StoreResult<()> {
+    for (n, u) in users.iter().enumerate() {
+        let inserted = exec(
+            tx,
+            "INSERT INTO users (id, username, email, email_key, password_hash, is_active,
+                 is_staff, is_superuser, date_joined, last_login)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                u.id,
+                u.username,
+                u.email,
+                u.email_key,
+                u.password_hash,
+                u.is_active,
+                u.is_staff,
+                u.is_superuser,
+                u.date_joined,
+                u.last_login
+            ],
+        );
+        // The plan ran under the same lock, so this is a bug in it (two
+        // users of the source sharing a key), said with the user's name.
+        if let Err(err) = inserted {
+            return Err(StoreError::Other(format!(
+                "user {:?} (id {}) could not be inserted: {err}; nothing was imported",
+                u.username, u.id
+            )));
+        }
+        if (n + 1) % 1000 == 0 {
+            progress(n + 1, users.len());
+        }
+    }
+    progress(users.len(), users.len());
+    Ok(())
+}
+
+/// AUTOINCREMENT keeps its high-water mark in sqlite_sequence: the inserts
+/// raised it to their largest id, this to `floor`.
+fn raise_id_floor(tx: &Connection, floor: i64) -> StoreResult<()> {
+    exec(
+        tx,
+        "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'users'",
+        [floor],
+    )?;
+    exec(
+        tx,
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', ?1
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
+        [floor],
+    )?;
+    Ok(())
 }

@@ -56,6 +56,22 @@ pub fn backup(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    // Renaming the copy over the live file (or its WAL) would cut the
+    // server off from its own database: its writes would go to a file
+    // nobody opens again.
+    let live = std::fs::canonicalize(source)?;
+    let target = std::fs::canonicalize(folder)
+        .with_context(|| format!("finding the folder {}", folder.display()))?
+        .join(dest.file_name().unwrap_or_default());
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = live.clone().into_os_string();
+        file.push(suffix);
+        anyhow::ensure!(
+            target != Path::new(&file),
+            "{} is the database being backed up (or one of its files); write the copy somewhere else",
+            dest.display()
+        );
+    }
     let partial = tempfile::Builder::new()
         .prefix(".latch-backup-")
         .tempfile_in(folder)
@@ -99,10 +115,18 @@ pub fn backup(
     }
     .map_err(|e| anyhow::anyhow!("naming the copy {}: {}", dest.display(), e.error))?;
     // The new name must survive a crash too.
-    if let Ok(dir) = std::fs::File::open(folder) {
-        let _ = dir.sync_all();
-    }
+    std::fs::File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("syncing the folder {}", folder.display()))?;
     Ok(BackupReport { bytes })
+}
+
+/// The schema version of an existing database file, and the one this latch
+/// migrates to, read without changing anything.
+pub fn schema_versions(path: &Path, busy_timeout: Duration) -> anyhow::Result<(usize, usize)> {
+    let conn = open_existing(path, busy_timeout)?;
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    Ok((version, MIGRATIONS.len()))
 }
 
 /// What `latch check` wants to know about a database file.

@@ -21,8 +21,10 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-pub use django::{DjangoTable, DjangoUser, ImportedUser, read_django_sqlite};
-pub use maintenance::{BackupReport, Inspection, backup, inspect};
+pub use django::{
+    DjangoTable, DjangoUser, Holdings, ImportWrite, ImportedUser, read_django_sqlite,
+};
+pub use maintenance::{BackupReport, Inspection, backup, inspect, schema_versions};
 pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
 pub use reset_tokens::LiveResetToken;

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// The database path that asks for a temporary database.
-pub const MEMORY: &str = ":memory:";
+pub use crate::config::MEMORY_DATABASE as MEMORY;
 
 /// How often, and how far apart, a failed removal is tried again.
 const REMOVE_TRIES: u32 = 10;

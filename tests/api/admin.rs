@@ -474,3 +474,23 @@ fn import_refuses_a_source_that_is_not_a_django_database_or_export() {
     assert!(ran.stderr.contains("--natural-primary"), "{}", ran.stderr);
     assert!(!db.exists(), "nothing was created");
 }
+
+#[tokio::test]
+async fn commands_do_not_migrate_a_database_an_older_latch_still_serves() {
+    let app = spawn_app().await;
+    app.db().execute_batch("PRAGMA user_version = 2").unwrap();
+    let ran = latch(&app, &["user", "list"], "");
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains(
+            "has schema version 2, and this latch uses 3: start this latch's `serve` on it once"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        app.scalar::<i64>("PRAGMA user_version"),
+        2,
+        "left as it was"
+    );
+}

@@ -125,3 +125,37 @@ async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_i
     );
     assert_eq!(forced.code, 0, "{}", forced.stderr);
 }
+
+#[tokio::test]
+async fn a_backup_over_the_live_database_or_its_wal_is_refused() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.register("ann", "ann@example.com", PASSWORD)
+            .await
+            .status,
+        201
+    );
+    let db = app.db_path();
+    let wal = format!("{}-wal", db.display());
+    for target in [db.to_str().unwrap(), wal.as_str()] {
+        let ran = latch_on(&db, app.smtp.port, &["backup", target, "--force"], "");
+        assert_eq!(ran.code, 1, "{target}");
+        assert!(
+            ran.stderr
+                .contains("is the database being backed up (or one of its files)"),
+            "{}",
+            ran.stderr
+        );
+    }
+    assert_eq!(
+        app.login("ann", PASSWORD).await.status,
+        200,
+        "the server still has its data"
+    );
+    assert_eq!(
+        app.register("bob", "bob@example.com", PASSWORD)
+            .await
+            .status,
+        201
+    );
+}
