@@ -258,7 +258,7 @@ fn parse(stored: &str) -> Stored<'_> {
             None => Stored::Never(HashFormat::Malformed),
             // Never more than latch itself may be configured to make: an
             // imported row must not ask for terabytes.
-            Some(p) if 128 * u128::from(p.r()) << p.log_n() > MAX_LATCH_SCRYPT_MEMORY => {
+            Some(p) if (128 * u128::from(p.r())) << p.log_n() > MAX_LATCH_SCRYPT_MEMORY => {
                 Stored::Never(HashFormat::OverLimit(Limit::Memory))
             }
             Some(p) if p.p() > MAX_LATCH_SCRYPT_P => {
