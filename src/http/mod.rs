@@ -9,6 +9,7 @@ mod input;
 mod jwks;
 mod password;
 mod register;
+mod reset_page;
 mod serve;
 mod tokens;
 
@@ -101,6 +102,7 @@ pub fn routes(
         .chain(password::routes())
         .chain(tokens::routes())
         .chain(jwks::routes(&state))
+        .chain(reset_page::routes(&state.config).into_iter().flatten())
         .map(|route| (route.path.clone(), route))
         .collect();
     let api = dispatch(state.clone(), Arc::new(table));
@@ -173,7 +175,7 @@ type Handler = Arc<dyn Fn(AppState, Request) -> BoxFuture<'static, HandlerResult
 /// An endpoint: its path (without the trailing slash, which is optional),
 /// the methods it answers (others get a 405 naming them; OPTIONS lists what
 /// is allowed), and its handler. A path is fixed, or
-/// comes from the configuration.
+/// comes from the configuration (the reset page's).
 pub(crate) struct Route {
     path: Cow<'static, str>,
     methods: &'static [Method],
