@@ -26,6 +26,7 @@ mod process;
 mod profile;
 mod refresh;
 mod register;
+mod reset_page;
 mod reset_security;
 mod restart;
 mod revocation;
