@@ -275,6 +275,9 @@ impl Config {
                 self.reset.url
             );
         }
+        if let Some(path) = self.reset_page_path() {
+            check_reset_page_path(path)?;
+        }
         self.mail
             .from
             .parse::<lettre::message::Mailbox>()
@@ -395,6 +398,39 @@ impl Config {
 
 /// The longest duration any setting may have: ten years, in seconds.
 const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 60 * 60;
+
+/// Paths of latch's own endpoints, which the reset page must leave alone.
+const RESERVED_PATHS: [&str; 3] = ["/api", "/healthz", "/.well-known"];
+
+/// The reset page's path (from `reset.url`) must be one the route table can
+/// hold and the page can name its assets under: plain characters, no empty,
+/// `.` or `..` segment, and none of latch's own paths.
+fn check_reset_page_path(path: &str) -> anyhow::Result<()> {
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/'));
+    let segments_ok = path == "/"
+        || path
+            .split('/')
+            .skip(1)
+            .all(|segment| !matches!(segment, "" | "." | ".."));
+    if !plain || !segments_ok {
+        bail!(
+            "invalid reset.url: latch serves the reset page (reset.page) at its path {path:?}, \
+             which must be made of letters, digits, - . _ ~ and single slashes"
+        );
+    }
+    if let Some(taken) = RESERVED_PATHS
+        .iter()
+        .find(|r| path == **r || path.starts_with(&format!("{r}/")))
+    {
+        bail!(
+            "invalid reset.url: latch serves the reset page (reset.page) at its path {path:?}, \
+             but {taken} is latch's own; choose another path or set reset.page = false"
+        );
+    }
+    Ok(())
+}
 
 /// `*`, or an origin as browsers send it: `http(s)://host[:port]`, no path.
 fn is_origin(origin: &str) -> bool {

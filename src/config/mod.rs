@@ -10,7 +10,7 @@ mod load;
 pub use ephemeral::EPHEMERAL_SCRYPT;
 pub use load::{Loaded, Overrides, Sources, load, parse_network};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
@@ -222,6 +222,8 @@ pub struct ResetConfig {
     pub reveal_unknown_email: bool,
     /// At most one reset mail per address per this many seconds.
     pub mail_cooldown_secs: u64,
+    /// Whether latch serves the reset page itself, at the path of `url`.
+    pub page: ResetPage,
 }
 
 impl Default for ResetConfig {
@@ -232,8 +234,114 @@ impl Default for ResetConfig {
             secret: None,
             reveal_unknown_email: true,
             mail_cooldown_secs: 60,
+            page: ResetPage::Auto,
         }
     }
+}
+
+/// `reset.page`: whether latch itself answers the link of the reset mail
+/// with a page that sets the new password (`http/reset_page.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResetPage {
+    /// Served when `reset.url` points at latch itself: its path is
+    /// [`ResetPage::DEFAULT_PATH`] and its host is a loopback name or
+    /// address (`localhost`, `127.0.0.1`, `::1`) or `server.bind`'s address.
+    #[default]
+    Auto,
+    /// Served at the path of `reset.url`, wherever that points.
+    On,
+    /// Never served; the link is your front end's business.
+    Off,
+}
+
+impl ResetPage {
+    /// The path of the default `reset.url`, the one `auto` looks for.
+    pub const DEFAULT_PATH: &'static str = "/reset-password";
+}
+
+/// `"auto"`, `true` or `false`, as written in `auth.toml`.
+impl Serialize for ResetPage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ResetPage::Auto => s.serialize_str("auto"),
+            ResetPage::On => s.serialize_bool(true),
+            ResetPage::Off => s.serialize_bool(false),
+        }
+    }
+}
+
+/// `"auto"`, `true` or `false`; also the text `"true"` and `"false"`, as an
+/// environment variable (`LATCH_RESET_PAGE=true`) arrives.
+impl<'de> Deserialize<'de> for ResetPage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ResetPage, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum BoolOrText {
+            Bool(bool),
+            Text(String),
+        }
+        match BoolOrText::deserialize(d) {
+            Ok(BoolOrText::Bool(true)) => Ok(ResetPage::On),
+            Ok(BoolOrText::Bool(false)) => Ok(ResetPage::Off),
+            Ok(BoolOrText::Text(text)) if text == "auto" => Ok(ResetPage::Auto),
+            Ok(BoolOrText::Text(text)) if text == "true" => Ok(ResetPage::On),
+            Ok(BoolOrText::Text(text)) if text == "false" => Ok(ResetPage::Off),
+            _ => Err(serde::de::Error::custom("expected \"auto\", true or false")),
+        }
+    }
+}
+
+impl Config {
+    /// The path latch serves the reset page at (`/reset-password`), or
+    /// `None` when it does not serve it (see [`ResetPage`]). The path is
+    /// `reset.url`'s, without its trailing slash, as routes are keyed.
+    pub fn reset_page_path(&self) -> Option<&str> {
+        let (host, path) = url_host_and_path(&self.reset.url)?;
+        let path = match path.strip_suffix('/') {
+            Some("") | None => path,
+            Some(trimmed) => trimmed,
+        };
+        let served = match self.reset.page {
+            ResetPage::On => true,
+            ResetPage::Off => false,
+            ResetPage::Auto => path == ResetPage::DEFAULT_PATH && self.is_this_server(host),
+        };
+        served.then_some(path)
+    }
+
+    /// True when `host` (from a URL) names this server: a loopback name or
+    /// address, or the address latch listens on.
+    fn is_this_server(&self, host: &str) -> bool {
+        if host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        bare.parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip == self.server.bind.ip())
+    }
+}
+
+/// The host (with brackets, for IPv6) and the path (`/` when empty) of an
+/// `http(s)://` URL; `None` for anything else.
+pub(crate) fn url_host_and_path(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        &host_port[..=host_port.find(']')?]
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    Some((host, path))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -526,3 +526,137 @@ fn an_error_names_the_environment_variable_or_flag_it_came_from() {
     .to_string();
     assert!(err.contains("LATCH_SMTP_PORT"), "{err}");
 }
+
+#[test]
+fn reset_page_is_served_where_reset_url_points_at_latch() {
+    let page_path = |url: &str, page: ResetPage, bind: &str| {
+        let mut c = Config::default();
+        c.reset.url = url.into();
+        c.reset.page = page;
+        c.server.bind = bind.parse().unwrap();
+        c.validate()
+            .map(|()| c.reset_page_path().map(str::to_string))
+    };
+    let auto = |url: &str| page_path(url, ResetPage::Auto, "127.0.0.1:8000").unwrap();
+    // auto: the default path, on a loopback host or the bound address; any
+    // port (latch may sit behind a forwarded port), any query.
+    for url in [
+        "http://localhost:8000/reset-password",
+        "http://LOCALHOST/reset-password/",
+        "https://127.0.0.1:9999/reset-password?lang=uk",
+        "http://[::1]:8000/reset-password",
+        "http://user@127.0.0.2/reset-password",
+    ] {
+        assert_eq!(auto(url).as_deref(), Some("/reset-password"), "{url}");
+    }
+    assert_eq!(
+        page_path(
+            "http://192.0.2.7:8000/reset-password",
+            ResetPage::Auto,
+            "192.0.2.7:8000"
+        )
+        .unwrap()
+        .as_deref(),
+        Some("/reset-password"),
+        "the address latch listens on"
+    );
+    // ...and not elsewhere, nor at another path.
+    for url in [
+        "https://app.example.com/reset-password",
+        "http://192.0.2.7/reset-password",
+        "http://localhost.example.com/reset-password",
+        "http://localhost:8000/reset",
+        "http://localhost:8000/reset-password/x",
+        "http://localhost:8000/",
+    ] {
+        assert_eq!(auto(url), None, "{url}");
+    }
+    // true: reset.url's path, wherever it points; false: never.
+    let on = |url: &str| page_path(url, ResetPage::On, "127.0.0.1:8000");
+    assert_eq!(
+        on("https://auth.example.com/reset").unwrap().as_deref(),
+        Some("/reset")
+    );
+    assert_eq!(
+        on("https://auth.example.com/a/b-c_d.e~f/?x=1#y")
+            .unwrap()
+            .as_deref(),
+        Some("/a/b-c_d.e~f")
+    );
+    assert_eq!(
+        on("https://auth.example.com").unwrap().as_deref(),
+        Some("/")
+    );
+    assert_eq!(
+        page_path(
+            "http://localhost:8000/reset-password",
+            ResetPage::Off,
+            "127.0.0.1:8000"
+        )
+        .unwrap(),
+        None
+    );
+    // A path the page cannot have is an error naming reset.url.
+    for url in [
+        "https://x.io/api/auth/login",
+        "https://x.io/api",
+        "https://x.io/healthz/",
+        "https://x.io/.well-known/jwks.json",
+        "https://x.io/r%C3%A9set",
+        "https://x.io/a//b",
+        "https://x.io/a/../b",
+        "https://x.io/<script>",
+        "https://x.io/a'b",
+    ] {
+        let err = on(url).unwrap_err().to_string();
+        assert!(err.contains("reset.url"), "{url}: {err}");
+    }
+    // ...but only when the page is served there.
+    let off = page_path(
+        "https://x.io/api/auth/login",
+        ResetPage::Off,
+        "127.0.0.1:8000",
+    );
+    assert_eq!(off.unwrap(), None);
+}
+
+#[test]
+fn reset_page_is_auto_true_or_false_in_the_file_and_the_environment() {
+    for (text, expected) in [
+        ("\"auto\"", ResetPage::Auto),
+        ("true", ResetPage::On),
+        ("false", ResetPage::Off),
+    ] {
+        let (_dir, path) = file(&format!("[reset]\npage = {text}\n"));
+        let c = load(Sources {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap()
+        .config;
+        assert_eq!(c.reset.page, expected, "{text}");
+    }
+    for (value, expected) in [
+        ("auto", ResetPage::Auto),
+        ("true", ResetPage::On),
+        ("false", ResetPage::Off),
+    ] {
+        let c = load(Sources {
+            env: env(&[("LATCH_RESET_PAGE", value)]),
+            ..Default::default()
+        })
+        .unwrap()
+        .config;
+        assert_eq!(c.reset.page, expected, "{value}");
+    }
+    for bad in ["\"yes\"", "1", "\"True\""] {
+        let (_dir, path) = file(&format!("[reset]\npage = {bad}\n"));
+        let err = load(Sources {
+            config_file: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("page") && err.contains("auto"), "{bad}: {err}");
+    }
+}

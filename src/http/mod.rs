@@ -9,6 +9,7 @@ mod input;
 mod jwks;
 mod password;
 mod register;
+mod reset_page;
 mod serve;
 mod tls;
 mod tokens;
@@ -16,6 +17,7 @@ mod tokens;
 pub use serve::{Limits, peer_addr, serve};
 pub use tls::Certificates;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -95,14 +97,15 @@ pub type HandlerResult = Result<Response, ApiError>;
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let table: HashMap<&'static str, Route> = [health()]
+    let table: HashMap<Cow<'static, str>, Route> = [health()]
         .into_iter()
         .chain(auth::routes())
         .chain(register::routes())
         .chain(password::routes())
         .chain(tokens::routes())
         .chain(jwks::routes(&state))
-        .map(|route| (route.path, route))
+        .chain(reset_page::routes(&state.config).into_iter().flatten())
+        .map(|route| (route.path.clone(), route))
         .collect();
     let api = dispatch(state.clone(), Arc::new(table));
     let api = match cors(&state.config.cors.allowed_origins) {
@@ -173,20 +176,25 @@ type Handler = Arc<dyn Fn(AppState, Request) -> BoxFuture<'static, HandlerResult
 
 /// An endpoint: its path (without the trailing slash, which is optional),
 /// the methods it answers (others get a 405 naming them; OPTIONS lists what
-/// is allowed), and its handler.
+/// is allowed), and its handler. A path is fixed, or
+/// comes from the configuration (the reset page's).
 pub(crate) struct Route {
-    path: &'static str,
+    path: Cow<'static, str>,
     methods: &'static [Method],
     handler: Handler,
 }
 
-pub(crate) fn endpoint<H, Fut>(path: &'static str, methods: &'static [Method], handler: H) -> Route
+pub(crate) fn endpoint<H, Fut>(
+    path: impl Into<Cow<'static, str>>,
+    methods: &'static [Method],
+    handler: H,
+) -> Route
 where
     H: Fn(AppState, Request) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     Route {
-        path,
+        path: path.into(),
         methods,
         handler: Arc::new(move |state, request| Box::pin(handler(state, request))),
     }
@@ -194,7 +202,10 @@ where
 
 /// Every request: its endpoint is looked up by path in one step (not tried
 /// route after route), then answered; unknown paths get the JSON 404.
-fn dispatch(state: AppState, table: Arc<HashMap<&'static str, Route>>) -> BoxedFilter<(Response,)> {
+fn dispatch(
+    state: AppState,
+    table: Arc<HashMap<Cow<'static, str>, Route>>,
+) -> BoxedFilter<(Response,)> {
     let limit = state.config.server.max_body_bytes;
     let body_timeout = std::time::Duration::from_secs(state.config.server.body_read_timeout_secs);
     // Built only from filters that never reject, so every request ends here.

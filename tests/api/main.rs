@@ -26,6 +26,8 @@ mod process;
 mod profile;
 mod refresh;
 mod register;
+mod reset_page;
+mod reset_page_browser;
 mod reset_security;
 mod restart;
 mod revocation;
