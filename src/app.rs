@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, Secret};
-use crate::http::{self, AppState, Certificates, Shared};
+use crate::http::{self, AppState, Certificates, Readiness, Shared};
 use crate::limits::{ClientIp, Limits};
-use crate::mail::{self, Mailer};
+use crate::mail::{self, Mailer, OutboxHealth};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::{self, Store, TemporaryDatabase, settings};
@@ -100,11 +100,13 @@ impl Server {
         let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
         let (stop, stopped) = watch::channel(false);
         let mail_queued = Arc::new(Notify::new());
+        let outbox_health = Arc::new(OutboxHealth::default());
         let outbox = tokio::spawn(mail::run_outbox(
             store.clone(),
             mailer,
             mail_queued.clone(),
             Duration::from_secs(config.mail.retry_max_secs),
+            outbox_health.clone(),
             stopped.clone(),
         ));
         let limits = Limits::from_config(&config.limits, &config.reset).map(Arc::new);
@@ -131,6 +133,7 @@ impl Server {
             mail_queued,
             clock,
             limits,
+            readiness: Readiness::new(outbox_health),
         });
         let limits = http::Limits {
             header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -210,6 +211,40 @@ enum SendError {
     Permanent(String),
 }
 
+/// Whether mail is going out, for `/readyz`: since when delivery has kept
+/// failing with nothing delivered in between. Kept in memory by the worker.
+#[derive(Debug, Default)]
+pub struct OutboxHealth {
+    /// Unix milliseconds of the first failure of the current run of them; 0
+    /// while mail goes out (or there is none).
+    failing_since_ms: AtomicI64,
+}
+
+impl OutboxHealth {
+    /// How long delivery has been failing without a success, if it is.
+    pub fn failing_for(&self) -> Option<Duration> {
+        match self.failing_since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_millis(
+                now_ms().saturating_sub(since).max(0) as u64
+            )),
+        }
+    }
+
+    fn failed(&self) {
+        let _ = self.failing_since_ms.compare_exchange(
+            0,
+            now_ms().max(1),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn draining(&self) {
+        self.failing_since_ms.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Runs until `shutdown` turns true. Never returns early on errors: a broken
 /// database or mail server is logged and tried again.
 pub async fn run_outbox(
@@ -217,6 +252,7 @@ pub async fn run_outbox(
     mailer: Mailer,
     wakeup: Arc<Notify>,
     retry_max: Duration,
+    health: Arc<OutboxHealth>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut worker = Worker {
@@ -224,6 +260,7 @@ pub async fn run_outbox(
         mailer,
         retry_max,
         unremoved: HashMap::new(),
+        health,
     };
     loop {
         if *shutdown.borrow() {
@@ -263,6 +300,7 @@ struct Worker {
     /// its removal is retried, with growing pauses, before anything else.
     /// Kept in memory only: after a restart such a mail is sent once more.
     unremoved: HashMap<i64, Removal>,
+    health: Arc<OutboxHealth>,
 }
 
 struct Removal {
@@ -298,10 +336,20 @@ impl Worker {
         }
         let due = self.store.due_mail(now, BATCH, &self.unremoved_ids())?;
         let full_batch = due.len() as i64 == BATCH;
+        if due.is_empty()
+            && self
+                .store
+                .next_mail_due_ms(&self.unremoved_ids())?
+                .is_none()
+        {
+            // Nothing waits: nothing is stuck.
+            self.health.draining();
+        }
         for mail in due {
             let id = mail.id;
             match self.mailer.send(&mail).await {
                 Ok(()) => {
+                    self.health.draining();
                     tracing::info!(mail_id = id, "outbox: mail delivered");
                     trouble |= !self.remove(id).await;
                 }
@@ -310,6 +358,7 @@ impl Worker {
                     trouble |= !self.remove(id).await;
                 }
                 Err(SendError::Retry(why)) => {
+                    self.health.failed();
                     let delay = backoff(mail.attempts, self.retry_max);
                     let next = now_ms().saturating_add(delay.as_millis() as i64);
                     tracing::warn!(mail_id = id, attempt = mail.attempts + 1, retry_in_ms = delay.as_millis() as u64,

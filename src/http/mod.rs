@@ -5,6 +5,7 @@
 //! drained afterwards, so the connection stays usable.
 
 mod auth;
+mod health;
 mod input;
 mod jwks;
 mod password;
@@ -14,6 +15,7 @@ mod serve;
 mod tls;
 mod tokens;
 
+pub use health::Readiness;
 pub use serve::{Limits, peer_addr, serve};
 pub use tls::Certificates;
 
@@ -78,6 +80,8 @@ pub struct Shared {
     /// None when `[limits] enabled = false`.
     pub limits: Option<Arc<AbuseLimits>>,
     pub client_ip: Arc<ClientIp>,
+    /// What `/readyz` last found, and the outbox's state.
+    pub readiness: Readiness,
 }
 
 impl AppState {
@@ -97,7 +101,7 @@ pub type HandlerResult = Result<Response, ApiError>;
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let table: HashMap<Cow<'static, str>, Route> = [health()]
+    let table: HashMap<Cow<'static, str>, Route> = health::routes()
         .into_iter()
         .chain(auth::routes())
         .chain(register::routes())
@@ -380,21 +384,3 @@ pub(crate) fn reply_no_store(body: Value) -> HandlerResult {
 
 const GET: &[Method] = &[Method::GET];
 const POST: &[Method] = &[Method::POST];
-
-/// `GET /healthz`: 200 once the database answers.
-fn health() -> Route {
-    endpoint(
-        "/healthz",
-        GET,
-        |state: AppState, _req: Request| async move {
-            if state.store.is_healthy() {
-                reply(StatusCode::OK, json!({"status": "ok"}))
-            } else {
-                Ok(json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"status": "unavailable"}),
-                ))
-            }
-        },
-    )
-}

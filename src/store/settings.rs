@@ -8,6 +8,20 @@ pub const JWT_SECRET: &str = "jwt_secret";
 pub const RESET_SECRET: &str = "reset_secret";
 
 impl Store {
+    /// A real, committed write of one small row: proof for `/readyz` that
+    /// the database takes writes (not full, not read-only).
+    pub fn probe_write(&self, now: i64) -> StoreResult<()> {
+        self.in_write_tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO settings (key, value) VALUES ('readyz_probe', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [now.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
     /// Returns the stored value of `key`, storing `make()` first if there is none.
     /// The bool is true when this call created it. Safe against a concurrent
     /// caller: whoever inserts first wins and both get the same value.

@@ -103,9 +103,36 @@ async fn a_full_disk_gives_503s_for_writes_keeps_reads_and_recovers() {
     app.get("/healthz", None)
         .await
         .assert(200, r#"{"status":"ok"}"#);
+    // ...but readiness says writes fail, so that a load balancer notices.
+    let degraded = r#"{"status":"degraded","database":"read-only"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ready = app.get("/readyz", None).await;
+        if ready.status == 503 {
+            ready.assert(503, degraded);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz stayed {}",
+            ready.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // Space returns: the next write works, no restart needed.
     std::fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let ready = app.get("/readyz", None).await;
+        if ready.status == 200 {
+            ready.assert(200, r#"{"status":"ok"}"#);
+            break;
+        }
+        ready.assert(503, degraded);
+        assert!(std::time::Instant::now() < deadline, "readyz stayed 503");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     app.register("carol", "carol@example.com", PASSWORD)
         .await
         .assert(201, r#"{"message":"User registered successfully."}"#);

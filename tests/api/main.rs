@@ -24,6 +24,7 @@ mod password_reset;
 mod password_rules;
 mod process;
 mod profile;
+mod readiness;
 mod refresh;
 mod register;
 mod reset_page;
