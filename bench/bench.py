@@ -7,6 +7,8 @@ same run: a bare warp server answering a fixed small JSON (the HTTP ceiling)
 and one scrypt hash with the configured parameters (hashing ceiling: cores /
 hash time). Prints one markdown table.
 
+tls: the same over HTTPS, beside bare warp over latch's TLS setup, and the
+handshake rate (bench/run.sh --tls).
 soak: about a minute of mixed load; fails if any request errs or RSS grows by
 more than 10% between the first and last quarter.
 """
@@ -21,6 +23,7 @@ import os
 import platform
 import re
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -65,7 +68,7 @@ class Latch:
     """A latch process on a fresh temp database (or `db`) with default
     settings, but a known signing secret so that the benchmark can mint tokens."""
 
-    def __init__(self, binary, env=None, db=None):
+    def __init__(self, binary, env=None, db=None, https=False):
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
         self.db = db or os.path.join(self.dir.name, "auth.db")
@@ -76,11 +79,19 @@ class Latch:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_healthy(self.port, self.proc)
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.https = https
+        if https:
+            wait_tls(self.port, self.proc)
+        else:
+            wait_healthy(self.port, self.proc)
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
 
     def post(self, path, body):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        if self.https:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30,
+                                               context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         response = conn.getresponse()
         return response.status, json.loads(response.read())
@@ -321,6 +332,71 @@ def bench(args):
     print("\n".join(lines))
 
 
+def wait_tls(port, proc, timeout=10.0):
+    """Waits until `port` takes TLS handshakes (the certificate is not checked)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                with context.wrap_socket(raw):
+                    return
+        except OSError:
+            time.sleep(0.01)
+    sys.exit("no TLS on the port")
+
+
+def tls(args):
+    """HTTPS: the bare warp ceiling over latch's TLS setup, latch's profile
+    and refresh over TLS with keep-alive, and handshakes per second (a new
+    connection for every request)."""
+    seconds = args.seconds
+    certs = tempfile.TemporaryDirectory()
+    port = free_port()
+    bare = subprocess.Popen([args.bare_tls, f"127.0.0.1:{port}", certs.name],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_tls(port, bare)
+    bare_url = f"https://127.0.0.1:{port}/"
+    ceiling = wrk(bare_url, 64, seconds)
+    bare_handshakes = wrk(bare_url, 64, seconds, "close.lua")
+    bare.terminate()
+    bare.wait()
+
+    cert, key = os.path.join(certs.name, "cert.pem"), os.path.join(certs.name, "key.pem")
+    # The same server over plain HTTP, for what TLS costs.
+    plain = Latch(args.latch)
+    plain_tokens = plain.user("bencher")
+    plain_profile = wrk(plain.url + "/api/auth/profile/", 64, seconds, "profile.lua", {"ACCESS": plain_tokens["access"]})
+    plain.stop()
+    latch = Latch(args.latch, {"LATCH_SERVER_TLS_CERT_FILE": cert, "LATCH_SERVER_TLS_KEY_FILE": key}, https=True)
+    tokens = latch.user("bencher")
+    env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"]}
+    profile = wrk(latch.url + "/api/auth/profile/", 64, seconds, "profile.lua", env)
+    refresh = wrk(latch.url + "/api/auth/token/refresh/", 64, seconds, "refresh.lua", env)
+    handshakes = wrk(latch.url + "/healthz", 64, seconds, "close.lua")
+    latch.stop()
+    certs.cleanup()
+    lines = [
+        f"Machine: {machine()}. wrk 1 thread (OpenSSL client) on the same machine, loopback, TLS 1.3, "
+        f"a self-signed ECDSA P-256 certificate. {seconds} s per run.",
+        "",
+        "| load | connections | requests/s | p50 | p99 | non-2xx | ratio | vs. |",
+        "|---|---|---|---|---|---|---|---|",
+        row("bare warp over latch's TLS setup, fixed JSON", 64, ceiling, "1.00", "HTTPS ceiling"),
+        row("GET profile/ over TLS", 64, profile, f"{profile['rps'] / ceiling['rps']:.2f}",
+            f"bare warp over TLS; {profile['rps'] / plain_profile['rps']:.2f} of profile over plain HTTP"),
+        row("POST token/refresh/ over TLS", 64, refresh, f"{refresh['rps'] / ceiling['rps']:.2f}", "bare warp over TLS"),
+        row("new TLS connection per request, bare warp", 64, bare_handshakes, "1.00", "handshake ceiling"),
+        row("new TLS connection per request, GET /healthz", 64, handshakes,
+            f"{handshakes['rps'] / bare_handshakes['rps']:.2f}", "bare warp's handshakes"),
+    ]
+    print("\n".join(lines))
+
+
 def soak(args):
     latch = Latch(args.latch, LIMITS_OFF)
     tokens = latch.user("soaker")
@@ -358,17 +434,18 @@ def soak(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["bench", "soak"])
+    parser.add_argument("mode", choices=["bench", "soak", "tls"])
     parser.add_argument("--latch", default=os.path.join(ROOT, "target/release/latch"))
     parser.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_warp"))
+    parser.add_argument("--bare-tls", default=os.path.join(ROOT, "target/release/examples/bare_tls"))
     parser.add_argument("--scrypt-time", default=os.path.join(ROOT, "target/release/examples/scrypt_time"))
     parser.add_argument("--reference", default=os.path.join(ROOT, "target/release/examples/reference"))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--big", type=int, default=1_000_000, help="users and blacklisted tokens in the large database")
     args = parser.parse_args()
-    args.latch, args.bare, args.scrypt_time, args.reference = map(
-        os.path.abspath, (args.latch, args.bare, args.scrypt_time, args.reference))
-    bench(args) if args.mode == "bench" else soak(args)
+    args.latch, args.bare, args.bare_tls, args.scrypt_time, args.reference = map(
+        os.path.abspath, (args.latch, args.bare, args.bare_tls, args.scrypt_time, args.reference))
+    {"bench": bench, "soak": soak, "tls": tls}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,2 @@
+-- Every request on a new connection (for HTTPS: a new TLS handshake each).
+wrk.headers["Connection"] = "close"
