@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use serde_json::json;
 use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::info::LicenseBuilder;
 use utoipa::openapi::link::LinkBuilder;
@@ -169,7 +170,12 @@ impl Op {
                     .parameter_in(ParameterIn::Query)
                     .required(Required::True)
                     .description(Some(*description))
-                    .schema(Some(string())),
+                    // An empty value counts as missing.
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1)),
+                    )),
             );
         }
         for (status, response) in self.responses {
@@ -734,17 +740,7 @@ fn components() -> utoipa::openapi::Components {
                         )),
                 )
                 .required("email")
-                .property(
-                    "password",
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .min_length(Some(8))
-                        .description(Some(
-                            "`password.min_length` (8) to `password.max_length` (4096) \
-                             characters, no NUL; with `password.reject_*` on, not too \
-                             similar to the username or email, not common, not all digits.",
-                        )),
-                )
+                .property("password", new_password())
                 .required("password")
                 .examples([json!({
                     "username": "alice",
@@ -777,13 +773,25 @@ fn components() -> utoipa::openapi::Components {
         ),
         (
             "ResetRequest",
-            fields(&["email"])
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property(
+                    "email",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+                        .min_length(Some(1)),
+                )
+                .required("email")
                 .examples([json!({"email": "alice@example.com"})])
                 .into(),
         ),
         (
             "ResetConfirm",
-            fields(&["new_password"])
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("new_password", new_password())
+                .required("new_password")
                 .examples([json!({"new_password": "another-horse-10"})])
                 .into(),
         ),
@@ -1140,13 +1148,37 @@ fn closed(required: &[(&str, RefOr<Schema>)], optional: &[(&str, RefOr<Schema>)]
     object
 }
 
-/// A request body of string fields, all required. Other fields are ignored.
+/// A request body of DRF `CharField`s, all required. Other fields are ignored.
 fn fields(names: &[&str]) -> ObjectBuilder {
     let mut object = ObjectBuilder::new().schema_type(Type::Object);
     for name in names {
-        object = object.property(*name, string()).required(*name);
+        object = object.property(*name, char_field()).required(*name);
     }
     object
+}
+
+/// What a DRF `CharField` takes: text with more than white space, without
+/// NUL (numbers are taken as their text too).
+fn char_field() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .pattern(Some(r"^[^\u0000]*[^\s\u0000][^\u0000]*$"))
+        .into()
+}
+
+/// A new password, as the password rules take it.
+fn new_password() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(8))
+        .pattern(Some(r"^[^\u0000]*$"))
+        .description(Some(
+            "`password.min_length` (8) to `password.max_length` (4096) characters, no \
+             NUL; with `password.reject_*` on, not too similar to the username or email, \
+             not common, not all digits.",
+        ))
+        .into()
 }
 
 /// DRF's list of one message.
@@ -1247,10 +1279,19 @@ fn bad_request(description: &str, own: RefOr<Schema>) -> RefOr<Response> {
         .into()
 }
 
+/// `"required": true`, for a header every such answer carries. utoipa 6's
+/// `Header` has no such field; its extensions are written into the object
+/// as they are (only `Extensions::add` prefixes `x-`).
+fn always_sent() -> Option<Extensions> {
+    Some(Extensions::from_iter([("required", true)]))
+}
+
+/// A header every such answer carries, with this one value.
 fn fixed_header(value: &str, description: &str) -> utoipa::openapi::Header {
     HeaderBuilder::new()
         .schema(Some(enum_string(&[value])))
         .description(Some(description))
+        .extensions(always_sent())
         .build()
 }
 
@@ -1265,6 +1306,7 @@ fn with_retry_after(response: ResponseBuilder) -> Response {
                         .pattern(Some("^[0-9]+$")),
                 ))
                 .description(Some("Seconds to wait."))
+                .extensions(always_sent())
                 .build(),
         )
         .build()
@@ -1429,10 +1471,12 @@ mod tests {
         }
         assert!(details.contains(&json!("Token is blacklisted")));
         let responses = &doc["components"]["responses"];
+        let www_authenticate = &responses["TokenRefused"]["headers"]["WWW-Authenticate"];
         assert_eq!(
-            responses["TokenRefused"]["headers"]["WWW-Authenticate"]["schema"]["enum"],
+            www_authenticate["schema"]["enum"],
             json!([r#"Bearer realm="api""#])
         );
+        assert_eq!(www_authenticate["required"], json!(true));
     }
 
     #[test]
