@@ -17,7 +17,10 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr: std::net::SocketAddr = args.next().expect("ADDR:PORT").parse()?;
     let dir = args.next().expect("a folder for the certificate");
-    let (cert, key) = (Path::new(&dir).join("cert.pem"), Path::new(&dir).join("key.pem"));
+    let (cert, key) = (
+        Path::new(&dir).join("cert.pem"),
+        Path::new(&dir).join("key.pem"),
+    );
     if !cert.exists() {
         let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()])?;
         std::fs::write(&cert, made.cert.pem())?;

@@ -9,7 +9,18 @@ use warp::reply::Response;
 use crate::passwords::HashError;
 use crate::store::StoreError;
 
-const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
+pub(crate) const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
+
+// The fixed `detail` texts, here once for the replies and the OpenAPI
+// document (`http/openapi.rs`).
+pub(crate) const NOT_AUTHENTICATED: &str = "Authentication credentials were not provided.";
+pub(crate) const NO_ACTIVE_ACCOUNT: &str = "No active account found with the given credentials";
+pub(crate) const ACCESS_TOKEN_NOT_VALID: &str = "Given token not valid for any token type";
+pub(crate) const NOT_FOUND: &str = "Not found.";
+pub(crate) const BODY_TIMEOUT: &str = "The request body did not arrive in time.";
+pub(crate) const TOO_MANY_REQUESTS: &str = "Too many attempts. Try again later.";
+pub(crate) const BUSY: &str = "Server busy, try again later.";
+pub(crate) const UNAVAILABLE: &str = "Service temporarily unavailable, try again later.";
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -51,7 +62,7 @@ impl ApiError {
 
     /// No usable `Authorization: Bearer` header at all.
     pub fn not_authenticated() -> ApiError {
-        ApiError::Unauthorized(json!({"detail": "Authentication credentials were not provided."}))
+        ApiError::Unauthorized(json!({"detail": NOT_AUTHENTICATED}))
     }
 
     /// simplejwt's `AuthenticationFailed(detail, code)`.
@@ -61,9 +72,7 @@ impl ApiError {
 
     /// The login failure, deliberately the same for every cause.
     pub fn no_active_account() -> ApiError {
-        ApiError::Unauthorized(
-            json!({"detail": "No active account found with the given credentials"}),
-        )
+        ApiError::Unauthorized(json!({"detail": NO_ACTIVE_ACCOUNT}))
     }
 
     /// A refresh token that fails verification (`InvalidToken(message)`).
@@ -74,7 +83,7 @@ impl ApiError {
     /// An access token that fails verification on an authenticated endpoint.
     pub fn access_token_not_valid(message: &str) -> ApiError {
         ApiError::Unauthorized(json!({
-            "detail": "Given token not valid for any token type",
+            "detail": ACCESS_TOKEN_NOT_VALID,
             "code": "token_not_valid",
             "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
         }))
@@ -86,7 +95,7 @@ impl ApiError {
             ApiError::Message(text) => (StatusCode::BAD_REQUEST, json!({"error": text})),
             ApiError::Parse(detail) => (StatusCode::BAD_REQUEST, json!({"detail": detail})),
             ApiError::Unauthorized(body) => (StatusCode::UNAUTHORIZED, body.clone()),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"detail": "Not found."})),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, json!({"detail": NOT_FOUND})),
             ApiError::MethodNotAllowed { method, .. } => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({"detail": format!("Method \"{method}\" not allowed.")}),
@@ -95,25 +104,19 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"detail": format!("Request body is too large (the limit is {limit} bytes).")}),
             ),
-            ApiError::BodyTimeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                json!({"detail": "The request body did not arrive in time."}),
-            ),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, json!({"detail": BODY_TIMEOUT})),
             ApiError::UnsupportedMediaType(media) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"detail": format!("Unsupported media type \"{media}\" in request.")}),
             ),
             ApiError::TooManyRequests { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                json!({"detail": "Too many attempts. Try again later."}),
+                json!({"detail": TOO_MANY_REQUESTS}),
             ),
-            ApiError::Busy => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"detail": "Server busy, try again later."}),
-            ),
+            ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, json!({"detail": BUSY})),
             ApiError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                json!({"detail": "Service temporarily unavailable, try again later."}),
+                json!({"detail": UNAVAILABLE}),
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

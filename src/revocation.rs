@@ -47,10 +47,13 @@ impl Presented {
     }
 }
 
+/// simplejwt's word for a token that was blacklisted or revoked.
+pub const BLACKLISTED: &str = "Token is blacklisted";
+
 /// The reply to a refresh token that may not be used.
 fn refusal(verdict: Verdict) -> ApiError {
     match verdict {
-        Verdict::Revoked | Verdict::Reused => ApiError::token_not_valid("Token is blacklisted"),
+        Verdict::Revoked | Verdict::Reused => ApiError::token_not_valid(BLACKLISTED),
         _ => ApiError::token_not_valid("Token is invalid"),
     }
 }

@@ -49,6 +49,16 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Every kind, for the OpenAPI document's list of messages.
+    pub const ALL: [TokenError; 6] = [
+        TokenError::Invalid,
+        TokenError::Expired,
+        TokenError::NoExp,
+        TokenError::NoId,
+        TokenError::NoType,
+        TokenError::WrongType,
+    ];
+
     pub fn message(&self) -> &'static str {
         match self {
             TokenError::Invalid => "Token is invalid",

@@ -5,9 +5,16 @@ use unicode_normalization::UnicodeNormalization as _;
 
 mod password;
 
-pub use password::PasswordPolicy;
+pub use password::{PASSWORD_LENGTH_PATTERN, PASSWORD_MESSAGES, PasswordPolicy};
 
 const USERNAME_MAX_CHARS: usize = 150;
+
+/// The messages of `Username::parse` and `Email::parse`: the fixed ones, and
+/// a pattern of the one that counts characters (`USERNAME_MAX_CHARS`).
+pub const USERNAME_INVALID: &str = "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.";
+pub const USERNAME_TOO_LONG_PATTERN: &str =
+    r"^Ensure this value has at most 150 characters \(it has [0-9]+\)\.$";
+pub const EMAIL_INVALID: &str = "Enter a valid email address.";
 const EMAIL_MAX_CHARS: usize = 254;
 
 /// A username as Django stores it: NFKC-normalized, 1-150 characters of
@@ -26,7 +33,7 @@ impl Username {
         }
         let allowed = |c: char| c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_');
         if name.is_empty() || !name.chars().all(allowed) {
-            return Err("Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.".into());
+            return Err(USERNAME_INVALID.into());
         }
         Ok(Username(name))
     }
@@ -57,7 +64,7 @@ pub struct Email {
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Email, String> {
-        const INVALID: &str = "Enter a valid email address.";
+        const INVALID: &str = EMAIL_INVALID;
         if raw.chars().count() > EMAIL_MAX_CHARS
             || raw.chars().any(|c| c.is_whitespace() || c.is_control())
         {

@@ -132,6 +132,15 @@ async fn profile(state: AppState, req: Request) -> HandlerResult {
     reply_no_store(json!({"id": user.id, "username": user.username, "email": user.email}))
 }
 
+// simplejwt's words for the refusals of `authenticate` beyond the token's own.
+pub(super) const BAD_AUTHORIZATION_HEADER: (&str, &str) = (
+    "Authorization header must contain two space-delimited values",
+    "bad_authorization_header",
+);
+pub(super) const NO_USER_ID: &str = "Token contained no recognizable user identification";
+pub(super) const USER_NOT_FOUND: (&str, &str) = ("User not found", "user_not_found");
+pub(super) const USER_INACTIVE: (&str, &str) = ("User is inactive", "user_inactive");
+
 /// simplejwt's `JWTAuthentication`, step by step and in its words.
 pub(super) fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiError> {
     let raw = req
@@ -148,10 +157,8 @@ pub(super) fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiE
         return Err(ApiError::not_authenticated());
     }
     if parts.len() != 2 {
-        return Err(ApiError::authentication_failed(
-            "Authorization header must contain two space-delimited values",
-            "bad_authorization_header",
-        ));
+        let (detail, code) = BAD_AUTHORIZATION_HEADER;
+        return Err(ApiError::authentication_failed(detail, code));
     }
     let token = std::str::from_utf8(parts[1])
         .map_err(|_| ApiError::access_token_not_valid("Token is invalid"))?;
@@ -159,18 +166,11 @@ pub(super) fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiE
         .tokens
         .verify(token, TokenType::Access)
         .map_err(|e| ApiError::access_token_not_valid(e.message()))?;
-    let id = tokens::user_id(&claims).ok_or_else(|| {
-        ApiError::token_not_valid("Token contained no recognizable user identification")
-    })?;
+    let id = tokens::user_id(&claims).ok_or_else(|| ApiError::token_not_valid(NO_USER_ID))?;
+    let refused = |(detail, code)| Err(ApiError::authentication_failed(detail, code));
     match state.store.user_by_id(id)? {
-        None => Err(ApiError::authentication_failed(
-            "User not found",
-            "user_not_found",
-        )),
-        Some(user) if !user.is_active => Err(ApiError::authentication_failed(
-            "User is inactive",
-            "user_inactive",
-        )),
+        None => refused(USER_NOT_FOUND),
+        Some(user) if !user.is_active => refused(USER_INACTIVE),
         Some(user) => Ok(user),
     }
 }

@@ -65,8 +65,7 @@ where
     }
     let mut buffer = BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::Parse("The request body could not be read.".into()))?;
+        let chunk = chunk.map_err(|_| ApiError::Parse(BODY_UNREADABLE.into()))?;
         if (buffer.len() + chunk.remaining()) as u64 > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }
@@ -139,7 +138,7 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Map<String,
     match media_type.as_str() {
         "application/json" => {
             let value: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::Parse(format!("JSON parse error - {e}")))?;
+                .map_err(|e| ApiError::Parse(format!("{JSON_PARSE_ERROR}{e}")))?;
             into_object(value)
         }
         "application/x-www-form-urlencoded" => {
@@ -156,19 +155,33 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Map<String,
     }
 }
 
+/// DRF's `non_field_errors` for JSON that is no object: `null`, and the
+/// Python type names of the others (see `into_object`).
+pub const NO_DATA: &str = "No data provided";
+pub const NOT_A_DICTIONARY: [&str; 5] = ["list", "str", "bool", "float", "int"];
+
+/// `Invalid data. Expected a dictionary, but got <type>.`
+pub fn not_a_dictionary(python_type: &str) -> String {
+    format!("Invalid data. Expected a dictionary, but got {python_type}.")
+}
+
+/// The start of the `detail` of a body that is not JSON.
+pub const JSON_PARSE_ERROR: &str = "JSON parse error - ";
+/// The `detail` of a body broken off mid-way.
+pub const BODY_UNREADABLE: &str = "The request body could not be read.";
+
 fn into_object(value: Value) -> Result<Map<String, Value>, ApiError> {
+    let [list, string, boolean, float, int] = NOT_A_DICTIONARY;
     let python_type = match value {
         Value::Object(map) => return Ok(map),
-        Value::Null => return Err(non_field_error("No data provided")),
-        Value::Array(_) => "list",
-        Value::String(_) => "str",
-        Value::Bool(_) => "bool",
-        Value::Number(ref n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
+        Value::Null => return Err(non_field_error(NO_DATA)),
+        Value::Array(_) => list,
+        Value::String(_) => string,
+        Value::Bool(_) => boolean,
+        Value::Number(ref n) if n.is_f64() => float,
+        Value::Number(_) => int,
     };
-    Err(non_field_error(&format!(
-        "Invalid data. Expected a dictionary, but got {python_type}."
-    )))
+    Err(non_field_error(&not_a_dictionary(python_type)))
 }
 
 fn non_field_error(message: &str) -> ApiError {
@@ -200,19 +213,29 @@ pub fn char_fields<const N: usize>(
     }
 }
 
+/// DRF's messages for a `CharField`, in the order `char_field` checks.
+pub const FIELD_MESSAGES: [&str; 5] = [
+    "This field is required.",
+    "This field may not be null.",
+    "Not a valid string.",
+    "This field may not be blank.",
+    "Null characters are not allowed.",
+];
+
 fn char_field(value: Option<&Value>) -> Result<String, &'static str> {
+    let [required, null, not_string, blank, nul] = FIELD_MESSAGES;
     let text = match value {
-        None => return Err("This field is required."),
-        Some(Value::Null) => return Err("This field may not be null."),
+        None => return Err(required),
+        Some(Value::Null) => return Err(null),
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err("Not a valid string."),
+        Some(_) => return Err(not_string),
     };
     if text.trim().is_empty() {
-        return Err("This field may not be blank.");
+        return Err(blank);
     }
     if text.contains('\0') {
-        return Err("Null characters are not allowed.");
+        return Err(nul);
     }
     Ok(text)
 }

@@ -7,10 +7,10 @@ use warp::http::{HeaderValue, StatusCode, header};
 use super::{AppState, GET, HandlerResult, Request, Route, endpoint};
 use crate::error::{ApiError, json_response};
 
-/// The route, or none when tokens are HMAC-signed.
-pub fn routes(state: &AppState) -> Option<Route> {
-    state.tokens.jwks()?;
-    Some(endpoint("/.well-known/jwks.json", GET, jwks))
+/// The route; served only when tokens are signed with a key pair (see
+/// `route_table`).
+pub fn route() -> Route {
+    endpoint("/.well-known/jwks.json", GET, jwks)
 }
 
 async fn jwks(state: AppState, _req: Request) -> HandlerResult {

@@ -5,9 +5,11 @@
 //! drained afterwards, so the connection stays usable.
 
 mod auth;
+mod docs;
 mod health;
 mod input;
 mod jwks;
+mod openapi;
 mod password;
 mod register;
 mod reset_page;
@@ -46,6 +48,7 @@ use crate::tokens::Tokens;
 use crate::validate::PasswordPolicy;
 
 pub use input::Request;
+pub use openapi::openapi;
 
 /// What every handler can reach: one reference-counted pointer, cloned once
 /// per request.
@@ -101,13 +104,8 @@ pub type HandlerResult = Result<Response, ApiError>;
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let table: HashMap<Cow<'static, str>, Route> = health::routes()
+    let table: HashMap<Cow<'static, str>, Route> = route_table(state.tokens.jwks().is_some())
         .into_iter()
-        .chain(auth::routes())
-        .chain(register::routes())
-        .chain(password::routes())
-        .chain(tokens::routes())
-        .chain(jwks::routes(&state))
         .chain(reset_page::routes(&state.config).into_iter().flatten())
         .map(|route| (route.path.clone(), route))
         .collect();
@@ -130,6 +128,25 @@ pub fn routes(
         response
     })
     .with(warp::log::custom(log_request))
+}
+
+/// Every endpoint; the JWKS only when tokens are signed with a key pair
+/// (with an HMAC secret there is no public key, and the path is unknown).
+/// The OpenAPI document lists exactly these (see the test in `openapi.rs`).
+fn route_table(with_jwks: bool) -> Vec<Route> {
+    let mut table: Vec<Route> = health::routes()
+        .into_iter()
+        .chain(auth::routes())
+        .chain(register::routes())
+        .chain(password::routes())
+        .chain(tokens::routes())
+        .chain(openapi::routes())
+        .chain(docs::routes())
+        .collect();
+    if with_jwks {
+        table.push(jwks::route());
+    }
+    table
 }
 
 /// CORS for the configured origins; none configured, no CORS headers at all.

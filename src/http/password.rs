@@ -20,15 +20,25 @@ pub fn routes() -> [Route; 2] {
     ]
 }
 
-const INVALID_TOKEN: &str = "Invalid or expired token";
+// The `error` texts of the two views, also listed in the OpenAPI document.
+pub(super) const EMAIL_REQUIRED: &str = "Email is required";
+pub(super) const EMAIL_NOT_STRING: &str = "Email must be a string";
+pub(super) const UNKNOWN_EMAIL: &str = "User with this email does not exist";
+pub(super) const LINK_SENT: &str = "Password reset link sent";
+pub(super) const MISSING_PARAMETERS: &str = "Missing parameters";
+pub(super) const INVALID_UID: &str = "Invalid uid";
+pub(super) const INVALID_TOKEN: &str = "Invalid or expired token";
+pub(super) const PASSWORD_REQUIRED: &str = "New password is required";
+pub(super) const PASSWORD_NOT_STRING: &str = "New password must be a string";
+pub(super) const PASSWORD_RESET: &str = "Password has been reset";
 
 async fn request_reset(state: AppState, req: Request) -> HandlerResult {
     if let Some(limits) = &state.limits {
         limits.reset_request(state.client_ip(&req))?;
     }
     let email = match view_field(&req.data()?, "email") {
-        ViewField::Absent => return Err(ApiError::message("Email is required")),
-        ViewField::NotText => return Err(ApiError::message("Email must be a string")),
+        ViewField::Absent => return Err(ApiError::message(EMAIL_REQUIRED)),
+        ViewField::NotText => return Err(ApiError::message(EMAIL_NOT_STRING)),
         ViewField::Text(email) => email,
     };
     let now = state.clock.now();
@@ -39,7 +49,7 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
         .filter(|u| u.is_active);
     let Some(user) = user else {
         if state.config.reset.reveal_unknown_email {
-            return Err(ApiError::message("User with this email does not exist"));
+            return Err(ApiError::message(UNKNOWN_EMAIL));
         }
         return link_not_sent(&state, &email, now).await;
     };
@@ -68,10 +78,7 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
 }
 
 fn link_sent() -> HandlerResult {
-    reply(
-        StatusCode::OK,
-        json!({"message": "Password reset link sent"}),
-    )
+    reply(StatusCode::OK, json!({ "message": LINK_SENT }))
 }
 
 /// The answer for an address that gets no mail (unknown when it must not be
@@ -110,7 +117,7 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
     let data = req.data()?;
     let non_empty = |name| req.query_param(name).filter(|v| !v.is_empty());
     let (Some(uid), Some(token)) = (non_empty("uid"), non_empty("token")) else {
-        return Err(ApiError::message("Missing parameters"));
+        return Err(ApiError::message(MISSING_PARAMETERS));
     };
     // A user deactivated after asking for the link cannot use it.
     let user = match decode_uid(&uid) {
@@ -118,7 +125,7 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
         None => None,
     }
     .filter(|u| u.is_active)
-    .ok_or_else(|| ApiError::message("Invalid uid"))?;
+    .ok_or_else(|| ApiError::message(INVALID_UID))?;
     let now = state.clock.now();
     let live = state.store.live_reset_tokens(user.id, now)?;
     let token_id = state
@@ -127,8 +134,8 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
         .ok_or_else(|| ApiError::message(INVALID_TOKEN))?;
 
     let new_password = match view_field(&data, "new_password") {
-        ViewField::Absent => return Err(ApiError::message("New password is required")),
-        ViewField::NotText => return Err(ApiError::message("New password must be a string")),
+        ViewField::Absent => return Err(ApiError::message(PASSWORD_REQUIRED)),
+        ViewField::NotText => return Err(ApiError::message(PASSWORD_NOT_STRING)),
         ViewField::Text(password) => password,
     };
     let new_hash = accounts::new_password_hash(
@@ -147,8 +154,5 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
     if !changed {
         return Err(ApiError::message(INVALID_TOKEN));
     }
-    reply(
-        StatusCode::OK,
-        json!({"message": "Password has been reset"}),
-    )
+    reply(StatusCode::OK, json!({ "message": PASSWORD_RESET }))
 }

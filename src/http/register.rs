@@ -13,6 +13,10 @@ pub fn routes() -> [Route; 1] {
     [endpoint("/api/auth/register", POST, register)]
 }
 
+pub(super) const ALL_FIELDS_REQUIRED: &str = "All fields are required.";
+pub(super) const NOT_STRINGS: &str = "Username, email and password must be strings.";
+pub(super) const REGISTERED: &str = "User registered successfully.";
+
 async fn register(state: AppState, req: Request) -> HandlerResult {
     if let Some(limits) = &state.limits {
         limits.registration(state.client_ip(&req))?;
@@ -20,16 +24,14 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
     let data = req.data()?;
     let fields = ["username", "email", "password"].map(|name| view_field(&data, name));
     if fields.contains(&ViewField::Absent) {
-        return Err(ApiError::message("All fields are required."));
+        return Err(ApiError::message(ALL_FIELDS_REQUIRED));
     }
     let [username, email, password] = fields.map(|f| match f {
         ViewField::Text(text) => Some(text),
         _ => None,
     });
     let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-        return Err(ApiError::message(
-            "Username, email and password must be strings.",
-        ));
+        return Err(ApiError::message(NOT_STRINGS));
     };
 
     let now = state.clock.now();
@@ -42,8 +44,5 @@ async fn register(state: AppState, req: Request) -> HandlerResult {
         now,
     )
     .await?;
-    reply(
-        StatusCode::CREATED,
-        json!({"message": "User registered successfully."}),
-    )
+    reply(StatusCode::CREATED, json!({ "message": REGISTERED }))
 }

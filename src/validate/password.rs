@@ -28,6 +28,18 @@ pub struct PasswordPolicy {
     reject_numeric: bool,
 }
 
+/// The fixed messages of `PasswordPolicy::check` (also listed in the OpenAPI
+/// document).
+pub const PASSWORD_MESSAGES: [&str; 5] = [
+    "Null characters are not allowed.",
+    "The password is too similar to the username.",
+    "The password is too similar to the email address.",
+    "This password is too common.",
+    "This password is entirely numeric.",
+];
+/// The too-short and too-long messages, whose numbers come from the settings.
+pub const PASSWORD_LENGTH_PATTERN: &str = r"^This password is too (short\. It must contain at least|long\. It must contain at most) [0-9]+ characters?\.$";
+
 impl PasswordPolicy {
     pub fn from_config(config: &PasswordConfig) -> PasswordPolicy {
         if config.reject_common {
@@ -46,16 +58,15 @@ impl PasswordPolicy {
     /// The first rule `password` breaks, as its message; `username` and
     /// `email` are the account's, for the similarity rule.
     pub fn check(&self, password: &str, username: &str, email: &str) -> Result<(), String> {
+        let [nul, like_username, like_email, common, numeric] = PASSWORD_MESSAGES;
         // DRF's login field refuses NUL, so such a password could never be used.
         if password.contains('\0') {
-            return Err("Null characters are not allowed.".into());
+            return Err(nul.into());
         }
         if self.reject_similar {
-            for (value, verbose_name) in [(username, "username"), (email, "email address")] {
+            for (value, message) in [(username, like_username), (email, like_email)] {
                 if too_similar(password, value) {
-                    return Err(format!(
-                        "The password is too similar to the {verbose_name}."
-                    ));
+                    return Err(message.into());
                 }
             }
         }
@@ -76,10 +87,10 @@ impl PasswordPolicy {
             ));
         }
         if self.reject_common && is_common(password) {
-            return Err("This password is too common.".into());
+            return Err(common.into());
         }
         if self.reject_numeric && is_digits(password) {
-            return Err("This password is entirely numeric.".into());
+            return Err(numeric.into());
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ mod limits;
 mod login;
 mod mail;
 mod multi_process;
+mod openapi;
 mod password_reset;
 mod password_rules;
 mod process;
