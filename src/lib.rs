@@ -12,6 +12,8 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+#[cfg(test)]
+mod django_oracle;
 pub mod error;
 pub mod http;
 pub mod import;

@@ -974,26 +974,9 @@ mod tests {
     /// The hashes beyond latch's bounds are left out: Django verifies those.
     #[test]
     fn django_agrees_with_the_vectors() {
-        use std::io::Write as _;
-        use std::process::{Command, Stdio};
-
-        let python = std::env::var("LATCH_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
-        let has_django = Command::new(&python)
-            .args(["-c", "import django, argon2"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_django {
-            // Under CI (CI=true) or when asked to, a missing oracle fails.
-            let required = std::env::var("LATCH_REQUIRE_INTEROP").as_deref() == Ok("1")
-                || std::env::var("CI").as_deref() == Ok("true");
-            assert!(
-                !required,
-                "LATCH_REQUIRE_INTEROP=1 or CI=true, but {python} cannot import django and argon2"
-            );
-            eprintln!("skipped: no Python with Django and argon2-cffi (set LATCH_INTEROP_PYTHON)");
+        let Some(python) = crate::django_oracle::python_with("django, argon2") else {
             return;
-        }
+        };
         let mut cases: Vec<(String, String)> = Vec::new();
         for &(password, stored, _) in CHEAP.iter().chain(DEFAULT_COSTS) {
             cases.push((password.into(), stored.into()));
@@ -1016,23 +999,8 @@ mod tests {
             .map(|(password, stored)| check(password, stored).matches)
             .collect();
 
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/hash_oracle.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let job = serde_json::to_vec(&cases).unwrap();
-        child.stdin.take().unwrap().write_all(&job).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let django: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let answer = crate::django_oracle::ask(&python, "hash_oracle.py", &cases);
+        let django: Vec<serde_json::Value> = serde_json::from_value(answer).unwrap();
         assert_eq!(django.len(), cases.len());
         for ((case, latch), django) in cases.iter().zip(latch).zip(django) {
             assert_eq!(

@@ -523,44 +523,12 @@ mod tests {
     /// at hand (LATCH_INTEROP_PYTHON, as for tests/api/interop.rs).
     #[test]
     fn django_agrees_with_the_vectors() {
-        use std::io::Write as _;
-        use std::process::{Command, Stdio};
-
-        let python = std::env::var("LATCH_INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
-        let has_django = Command::new(&python)
-            .args(["-c", "import django"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !has_django {
-            assert!(
-                std::env::var("LATCH_REQUIRE_INTEROP").as_deref() != Ok("1"),
-                "LATCH_REQUIRE_INTEROP=1 but {python} cannot import django"
-            );
-            eprintln!("skipped: no Python with Django (set LATCH_INTEROP_PYTHON)");
+        let Some(python) = crate::django_oracle::python_with("django") else {
             return;
-        }
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/interop/password_oracle.py"
-        );
-        let mut child = Command::new(&python)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        };
         let cases: Vec<[&str; 3]> = VECTORS.iter().map(|v| [v.0, v.1, v.2]).collect();
-        let job = serde_json::to_vec(&cases).unwrap();
-        child.stdin.take().unwrap().write_all(&job).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answers: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let answer = crate::django_oracle::ask(&python, "password_oracle.py", &cases);
+        let answers: Vec<serde_json::Value> = serde_json::from_value(answer).unwrap();
         assert_eq!(answers.len(), VECTORS.len());
         for (v, answer) in VECTORS.iter().zip(answers) {
             let recorded = serde_json::json!({"similar": v.3, "common": v.4, "numeric": v.5});
