@@ -26,6 +26,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use prometheus::IntGauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -51,11 +52,13 @@ pub struct Limits {
 }
 
 /// Serves until `stop` turns true, then waits for open connections to finish
-/// their requests (the caller bounds that wait).
+/// their requests (the caller bounds that wait). `open_connections`, if
+/// given, counts the connections open at each moment.
 pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
     limits: Limits,
+    open_connections: Option<IntGauge>,
     mut stop: watch::Receiver<bool>,
 ) where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
@@ -91,8 +94,10 @@ pub async fn serve<F>(
         let io = TokioIo::new(IdleTimeout::new(stream, limits.idle_timeout, in_flight));
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
+        let open = open_connections.clone().map(Open::new);
         connections.spawn(PEER.scope(peer, async move {
             let _slot = slot;
+            let _open = open;
             // HTTP/1 only: the header read timeout is an HTTP/1 setting, and
             // a connection that negotiated HTTP/2 would escape it.
             let connection = http1::Builder::new()
@@ -107,6 +112,23 @@ pub async fn serve<F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// One open connection, counted in a gauge until dropped (when the
+/// connection ends, or is aborted with the loop).
+struct Open(IntGauge);
+
+impl Open {
+    fn new(gauge: IntGauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 async fn stop_requested(stop: &mut watch::Receiver<bool>) {

@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod login;
 mod mail;
+mod metrics;
 mod multi_process;
 mod password_reset;
 mod password_rules;
