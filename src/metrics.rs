@@ -370,6 +370,66 @@ mod tests {
         assert!(!text.contains(r#"status="404""#), "{text}");
     }
 
+    /// The metric names of a registry (a histogram's also as its `_bucket`,
+    /// `_sum` and `_count` series are named).
+    fn names(metrics: &Metrics) -> Vec<String> {
+        metrics
+            .registry
+            .gather()
+            .iter()
+            .flat_map(|family| {
+                let name = family.name().to_string();
+                match family.get_field_type() {
+                    prometheus::proto::MetricType::HISTOGRAM => ["", "_bucket", "_sum", "_count"]
+                        .iter()
+                        .map(|suffix| format!("{name}{suffix}"))
+                        .collect(),
+                    _ => vec![name],
+                }
+            })
+            .collect()
+    }
+
+    /// The `latch_*` names in a text.
+    fn mentioned(text: &str) -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("latch_"))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_and_the_dashboard_name_only_metrics_that_exist() {
+        let metrics = Metrics::new();
+        // A counter family with no series yet is not exported at all.
+        metrics
+            .route("/healthz")
+            .record(StatusCode::OK, Duration::ZERO);
+        let names = names(&metrics);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let dashboard =
+            std::fs::read_to_string(root.join("contrib/grafana-dashboard.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&dashboard).expect("the dashboard is JSON");
+        for (file, text) in [("README.md", &readme), ("the dashboard", &dashboard)] {
+            for name in mentioned(text) {
+                assert!(
+                    names.contains(&name),
+                    "{file} names {name}, which latch does not export"
+                );
+            }
+        }
+        // ...and the README's table describes every one of them.
+        for family in metrics.registry.gather() {
+            let row = format!("| `{}", family.name());
+            assert!(
+                readme.contains(&row),
+                "README.md does not describe {}",
+                family.name()
+            );
+        }
+    }
+
     #[test]
     fn resident_memory_is_read() {
         assert!(resident_memory_bytes().is_some_and(|b| b > 0));
