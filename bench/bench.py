@@ -7,8 +7,15 @@ same run: a bare warp server answering a fixed small JSON (the HTTP ceiling)
 and one scrypt hash with the configured parameters (hashing ceiling: cores /
 hash time). Prints one markdown table.
 
-soak: about a minute of mixed load; fails if any request errs or RSS grows by
-more than 10% between the first and last quarter.
+soak: about a minute of mixed load; fails if any request errs, RSS grows by
+more than 10% between the first and last quarter, or /metrics does not count
+the load.
+
+hot: GET profile/ and POST token/refresh/ alone (the hot paths), in rounds
+that alternate a --baseline binary (an earlier build), this build with
+metrics on (scraped every second during the load) and this build with
+metrics off; prints the median of the rounds. For comparing a change to the
+hot paths against the build before it.
 """
 
 import argparse
@@ -63,16 +70,19 @@ def wait_healthy(port, proc, timeout=10.0):
 
 class Latch:
     """A latch process on a fresh temp database (or `db`) with default
-    settings, but a known signing secret so that the benchmark can mint tokens."""
+    settings, but a known signing secret so that the benchmark can mint tokens,
+    and its metrics on a free port (`scrape()`)."""
 
     def __init__(self, binary, env=None, db=None):
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
+        self.metrics_port = free_port()
         self.db = db or os.path.join(self.dir.name, "auth.db")
         self.proc = subprocess.Popen(
             [binary, "--bind", f"127.0.0.1:{self.port}", "--db", self.db],
             cwd=self.dir.name,
-            env={**os.environ, "LATCH_JWT_SECRET": SECRET, **(env or {})},
+            env={**os.environ, "LATCH_JWT_SECRET": SECRET,
+                 "LATCH_METRICS_BIND": f"127.0.0.1:{self.metrics_port}", **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -98,6 +108,19 @@ class Latch:
         status, tokens = self.post("/api/auth/login/", {"username": name, "password": PASSWORD})
         assert status == 200, status
         return tokens
+
+    def scrape(self):
+        """The metrics, as {'name{labels}': value}."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        metrics = {}
+        for line in response.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                metrics[name] = float(value)
+        return metrics
 
     def rss_kib(self, field="VmRSS"):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -169,6 +192,7 @@ def cold_start(binary, runs=20):
             port = free_port()
             start = time.perf_counter()
             proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--db", f"{d}/auth.db"], cwd=d,
+                                    env={**os.environ, "LATCH_METRICS_BIND": "127.0.0.1:0"},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_healthy(port, proc)
             times.append((time.perf_counter() - start) * 1000)
@@ -335,18 +359,26 @@ def soak(args):
 
     sampler = threading.Thread(target=sample)
     sampler.start()
+    before = counted_requests(latch.scrape())
     result = wrk(latch.url, 32, args.seconds, "mixed.lua", env)
     done.set()
     sampler.join()
+    metrics = latch.scrape()
     latch.stop()
+    counted = counted_requests(metrics) - before
+    server_errors = sum(v for k, v in metrics.items() if k.startswith("latch_http_requests_total") and 'status="5' in k)
 
     quarter = max(1, len(samples) // 4)
     first, last = statistics.mean(samples[:quarter]), statistics.mean(samples[-quarter:])
     growth = (last - first) / first
     print(f"soak: {result['requests']} requests in {args.seconds} s ({result['rps']:.0f}/s), "
           f"{result['non2xx']} non-2xx, {result['socket_errors']} socket errors; "
-          f"RSS first quarter {first / 1024:.1f} MiB, last quarter {last / 1024:.1f} MiB ({growth:+.1%})")
+          f"RSS first quarter {first / 1024:.1f} MiB, last quarter {last / 1024:.1f} MiB ({growth:+.1%}); "
+          f"/metrics counted {counted:.0f} requests, {server_errors:.0f} with 5xx")
     failures = []
+    # wrk does not count the answers still on their way when it stops.
+    if not result["requests"] <= counted <= result["requests"] + 64 or server_errors:
+        failures.append("/metrics does not count the load")
     if result["non2xx"] or result["socket_errors"]:
         failures.append("requests failed")
     if growth > 0.10:
@@ -356,19 +388,76 @@ def soak(args):
     print("soak passed")
 
 
+def counted_requests(metrics):
+    return sum(v for k, v in metrics.items() if k.startswith("latch_http_requests_total{"))
+
+
+def hot(args):
+    """profile and refresh: the baseline build, this build with metrics on
+    (scraped every second), this build with metrics off; alternating rounds."""
+    if not args.baseline:
+        sys.exit("hot: give the earlier build with --baseline PATH")
+    variants = [
+        ("before: " + os.path.relpath(args.baseline, ROOT), args.baseline, {}, False),
+        ("metrics on, scraped every second", args.latch, {}, True),
+        ("metrics off (metrics.bind = \"\")", args.latch, {"LATCH_METRICS_BIND": ""}, False),
+    ]
+    runs = {(name, load): [] for name, *_ in variants for load in ("profile", "refresh")}
+    counts = []
+    for round_ in range(args.rounds):
+        for name, binary, extra, scraping in variants:
+            latch = Latch(binary, extra)
+            tokens = latch.user("bencher")
+            env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"]}
+            for load, path, script in (("profile", "/api/auth/profile/", "profile.lua"),
+                                       ("refresh", "/api/auth/token/refresh/", "refresh.lua")):
+                done = threading.Event()
+                scraper = threading.Thread(target=lambda: [latch.scrape() for _ in iter(lambda: done.wait(1.0), True)])
+                if scraping:
+                    before = counted_requests(latch.scrape())
+                    scraper.start()
+                r = wrk(latch.url + path, 64, args.seconds, script, env)
+                if scraping:
+                    done.set()
+                    scraper.join()
+                    counts.append((load, r["requests"], counted_requests(latch.scrape()) - before))
+                runs[(name, load)].append(r)
+                print(f"round {round_ + 1}: {name}, {load}: {r['rps']:,.0f}/s, p99 {ms(r['p99'])}", file=sys.stderr)
+            latch.stop()
+    print(f"{args.rounds} rounds of {args.seconds} s per load, alternating; the median round of each:")
+    print()
+    print("| build | load | connections | requests/s | p50 | p99 | non-2xx | ratio | vs. |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for load in ("profile", "refresh"):
+        base = statistics.median(r["rps"] for r in runs[(variants[0][0], load)])
+        for name, *_ in variants:
+            rs = sorted(runs[(name, load)], key=lambda r: r["rps"])
+            r = rs[len(rs) // 2]
+            label = "GET profile/" if load == "profile" else "POST token/refresh/"
+            print(f"| {name} | {label} | 64 | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | "
+                  f"{r['non2xx'] + r['socket_errors']} | {r['rps'] / base:.2f} | before |")
+    print()
+    for load, by_wrk, by_metrics in counts:
+        print(f"{load}: wrk counted {by_wrk:,} requests, /metrics {by_metrics:,.0f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["bench", "soak"])
+    parser.add_argument("mode", choices=["bench", "soak", "hot"])
     parser.add_argument("--latch", default=os.path.join(ROOT, "target/release/latch"))
     parser.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_warp"))
     parser.add_argument("--scrypt-time", default=os.path.join(ROOT, "target/release/examples/scrypt_time"))
     parser.add_argument("--reference", default=os.path.join(ROOT, "target/release/examples/reference"))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--big", type=int, default=1_000_000, help="users and blacklisted tokens in the large database")
+    parser.add_argument("--baseline", help="hot: the earlier latch binary to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="hot: how many rounds")
     args = parser.parse_args()
     args.latch, args.bare, args.scrypt_time, args.reference = map(
         os.path.abspath, (args.latch, args.bare, args.scrypt_time, args.reference))
-    bench(args) if args.mode == "bench" else soak(args)
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+    {"bench": bench, "soak": soak, "hot": hot}[args.mode](args)
 
 
 if __name__ == "__main__":
