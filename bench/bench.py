@@ -14,8 +14,10 @@ the load.
 hot: GET profile/ and POST token/refresh/ alone (the hot paths), in rounds
 that alternate a --baseline binary (an earlier build), this build with
 metrics on (scraped every second during the load) and this build with
-metrics off; prints the median of the rounds. For comparing a change to the
-hot paths against the build before it.
+metrics off; prints the median of the rounds, and latch's CPU time per
+request (from /proc), which other load on the machine disturbs far less than
+requests/s. For comparing a change to the hot paths against the build before
+it.
 """
 
 import argparse
@@ -121,6 +123,12 @@ class Latch:
                 name, value = line.rsplit(" ", 1)
                 metrics[name] = float(value)
         return metrics
+
+    def cpu_secs(self):
+        """CPU time the process has used (user + system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self, field="VmRSS"):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -405,7 +413,10 @@ def hot(args):
     runs = {(name, load): [] for name, *_ in variants for load in ("profile", "refresh")}
     counts = []
     for round_ in range(args.rounds):
-        for name, binary, extra, scraping in variants:
+        # Each variant takes each place in the order in turn: whatever else
+        # runs on the machine must not always fall on the same one.
+        shift = round_ % len(variants)
+        for name, binary, extra, scraping in variants[shift:] + variants[:shift]:
             latch = Latch(binary, extra)
             tokens = latch.user("bencher")
             env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"]}
@@ -416,26 +427,34 @@ def hot(args):
                 if scraping:
                     before = counted_requests(latch.scrape())
                     scraper.start()
+                cpu = latch.cpu_secs()
                 r = wrk(latch.url + path, 64, args.seconds, script, env)
+                r["cpu_us"] = (latch.cpu_secs() - cpu) / max(r["requests"], 1) * 1e6
                 if scraping:
                     done.set()
                     scraper.join()
                     counts.append((load, r["requests"], counted_requests(latch.scrape()) - before))
                 runs[(name, load)].append(r)
-                print(f"round {round_ + 1}: {name}, {load}: {r['rps']:,.0f}/s, p99 {ms(r['p99'])}", file=sys.stderr)
+                print(f"round {round_ + 1}: {name}, {load}: {r['rps']:,.0f}/s, p99 {ms(r['p99'])}, "
+                      f"{r['cpu_us']:.1f} us CPU/request", file=sys.stderr)
             latch.stop()
-    print(f"{args.rounds} rounds of {args.seconds} s per load, alternating; the median round of each:")
+    print(f"{args.rounds} rounds of {args.seconds} s per load, alternating; the median round of each "
+          "(by requests/s), and the median CPU time per request over the rounds:")
     print()
-    print("| build | load | connections | requests/s | p50 | p99 | non-2xx | ratio | vs. |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| build | load | connections | requests/s | p50 | p99 | non-2xx | ratio | latch CPU per request | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    def median_round(name, load):
+        rs = sorted(runs[(name, load)], key=lambda r: r["rps"])
+        return rs[len(rs) // 2], statistics.median(r["cpu_us"] for r in rs)
+
     for load in ("profile", "refresh"):
-        base = statistics.median(r["rps"] for r in runs[(variants[0][0], load)])
+        base, base_cpu = median_round(variants[0][0], load)
+        base = base["rps"]
         for name, *_ in variants:
-            rs = sorted(runs[(name, load)], key=lambda r: r["rps"])
-            r = rs[len(rs) // 2]
+            r, cpu = median_round(name, load)
             label = "GET profile/" if load == "profile" else "POST token/refresh/"
             print(f"| {name} | {label} | 64 | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | "
-                  f"{r['non2xx'] + r['socket_errors']} | {r['rps'] / base:.2f} | before |")
+                  f"{r['non2xx'] + r['socket_errors']} | {r['rps'] / base:.2f} | {cpu:.1f} us | {cpu / base_cpu:.2f} |")
     print()
     for load, by_wrk, by_metrics in counts:
         print(f"{load}: wrk counted {by_wrk:,} requests, /metrics {by_metrics:,.0f}")

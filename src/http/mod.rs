@@ -277,7 +277,8 @@ impl RouteTable {
 
 /// Every request: its endpoint is looked up by path in one step (not tried
 /// route after route), then answered; unknown paths get the JSON 404. The
-/// lookup also gives the handles the request is counted with.
+/// lookup also gives the handles the request is counted with, once answered
+/// (a request whose client hangs up before its answer is not counted).
 fn dispatch(state: AppState, table: Arc<RouteTable>) -> BoxedFilter<(Response,)> {
     let limit = state.config.server.max_body_bytes;
     let body_timeout = std::time::Duration::from_secs(state.config.server.body_read_timeout_secs);
