@@ -9,8 +9,17 @@ hash time). Prints one markdown table.
 
 tls: the same over HTTPS, beside bare warp over latch's TLS setup, and the
 handshake rate (bench/run.sh --tls).
-soak: about a minute of mixed load; fails if any request errs or RSS grows by
-more than 10% between the first and last quarter.
+soak: about a minute of mixed load; fails if any request errs, RSS grows by
+more than 10% between the first and last quarter, or /metrics does not count
+the load.
+
+hot: GET profile/ and POST token/refresh/ alone (the hot paths), in rounds
+that alternate a --baseline binary (an earlier build), this build with
+metrics on (scraped every second during the load) and this build with
+metrics off; prints the median of the rounds, and latch's CPU time per
+request (from /proc), which other load on the machine disturbs far less than
+requests/s. For comparing a change to the hot paths against the build before
+it.
 """
 
 import argparse
@@ -66,16 +75,19 @@ def wait_healthy(port, proc, timeout=10.0):
 
 class Latch:
     """A latch process on a fresh temp database (or `db`) with default
-    settings, but a known signing secret so that the benchmark can mint tokens."""
+    settings, but a known signing secret so that the benchmark can mint tokens,
+    and its metrics on a free port (`scrape()`)."""
 
     def __init__(self, binary, env=None, db=None, https=False):
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
+        self.metrics_port = free_port()
         self.db = db or os.path.join(self.dir.name, "auth.db")
         self.proc = subprocess.Popen(
             [binary, "--bind", f"127.0.0.1:{self.port}", "--db", self.db],
             cwd=self.dir.name,
-            env={**os.environ, "LATCH_JWT_SECRET": SECRET, **(env or {})},
+            env={**os.environ, "LATCH_JWT_SECRET": SECRET,
+                 "LATCH_METRICS_BIND": f"127.0.0.1:{self.metrics_port}", **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -109,6 +121,25 @@ class Latch:
         status, tokens = self.post("/api/auth/login/", {"username": name, "password": PASSWORD})
         assert status == 200, status
         return tokens
+
+    def scrape(self):
+        """The metrics, as {'name{labels}': value}."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        metrics = {}
+        for line in response.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                metrics[name] = float(value)
+        return metrics
+
+    def cpu_secs(self):
+        """CPU time the process has used (user + system)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self, field="VmRSS"):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -180,6 +211,7 @@ def cold_start(binary, runs=20):
             port = free_port()
             start = time.perf_counter()
             proc = subprocess.Popen([binary, "--bind", f"127.0.0.1:{port}", "--db", f"{d}/auth.db"], cwd=d,
+                                    env={**os.environ, "LATCH_METRICS_BIND": "127.0.0.1:0"},
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_healthy(port, proc)
             times.append((time.perf_counter() - start) * 1000)
@@ -411,18 +443,26 @@ def soak(args):
 
     sampler = threading.Thread(target=sample)
     sampler.start()
+    before = counted_requests(latch.scrape())
     result = wrk(latch.url, 32, args.seconds, "mixed.lua", env)
     done.set()
     sampler.join()
+    metrics = latch.scrape()
     latch.stop()
+    counted = counted_requests(metrics) - before
+    server_errors = sum(v for k, v in metrics.items() if k.startswith("latch_http_requests_total") and 'status="5' in k)
 
     quarter = max(1, len(samples) // 4)
     first, last = statistics.mean(samples[:quarter]), statistics.mean(samples[-quarter:])
     growth = (last - first) / first
     print(f"soak: {result['requests']} requests in {args.seconds} s ({result['rps']:.0f}/s), "
           f"{result['non2xx']} non-2xx, {result['socket_errors']} socket errors; "
-          f"RSS first quarter {first / 1024:.1f} MiB, last quarter {last / 1024:.1f} MiB ({growth:+.1%})")
+          f"RSS first quarter {first / 1024:.1f} MiB, last quarter {last / 1024:.1f} MiB ({growth:+.1%}); "
+          f"/metrics counted {counted:.0f} requests, {server_errors:.0f} with 5xx")
     failures = []
+    # wrk does not count the answers still on their way when it stops.
+    if not result["requests"] <= counted <= result["requests"] + 64 or server_errors:
+        failures.append("/metrics does not count the load")
     if result["non2xx"] or result["socket_errors"]:
         failures.append("requests failed")
     if growth > 0.10:
@@ -432,9 +472,73 @@ def soak(args):
     print("soak passed")
 
 
+def counted_requests(metrics):
+    return sum(v for k, v in metrics.items() if k.startswith("latch_http_requests_total{"))
+
+
+def hot(args):
+    """profile and refresh: the baseline build, this build with metrics on
+    (scraped every second), this build with metrics off; alternating rounds."""
+    if not args.baseline:
+        sys.exit("hot: give the earlier build with --baseline PATH")
+    variants = [
+        ("before: " + os.path.relpath(args.baseline, ROOT), args.baseline, {}, False),
+        ("metrics on, scraped every second", args.latch, {}, True),
+        ("metrics off (metrics.bind = \"\")", args.latch, {"LATCH_METRICS_BIND": ""}, False),
+    ]
+    runs = {(name, load): [] for name, *_ in variants for load in ("profile", "refresh")}
+    counts = []
+    for round_ in range(args.rounds):
+        # Each variant takes each place in the order in turn: whatever else
+        # runs on the machine must not always fall on the same one.
+        shift = round_ % len(variants)
+        for name, binary, extra, scraping in variants[shift:] + variants[:shift]:
+            latch = Latch(binary, extra)
+            tokens = latch.user("bencher")
+            env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"]}
+            for load, path, script in (("profile", "/api/auth/profile/", "profile.lua"),
+                                       ("refresh", "/api/auth/token/refresh/", "refresh.lua")):
+                done = threading.Event()
+                scraper = threading.Thread(target=lambda: [latch.scrape() for _ in iter(lambda: done.wait(1.0), True)])
+                if scraping:
+                    before = counted_requests(latch.scrape())
+                    scraper.start()
+                cpu = latch.cpu_secs()
+                r = wrk(latch.url + path, 64, args.seconds, script, env)
+                r["cpu_us"] = (latch.cpu_secs() - cpu) / max(r["requests"], 1) * 1e6
+                if scraping:
+                    done.set()
+                    scraper.join()
+                    counts.append((load, r["requests"], counted_requests(latch.scrape()) - before))
+                runs[(name, load)].append(r)
+                print(f"round {round_ + 1}: {name}, {load}: {r['rps']:,.0f}/s, p99 {ms(r['p99'])}, "
+                      f"{r['cpu_us']:.1f} us CPU/request", file=sys.stderr)
+            latch.stop()
+    print(f"{args.rounds} rounds of {args.seconds} s per load, alternating; the median round of each "
+          "(by requests/s), and the median CPU time per request over the rounds:")
+    print()
+    print("| build | load | connections | requests/s | p50 | p99 | non-2xx | ratio | latch CPU per request | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    def median_round(name, load):
+        rs = sorted(runs[(name, load)], key=lambda r: r["rps"])
+        return rs[len(rs) // 2], statistics.median(r["cpu_us"] for r in rs)
+
+    for load in ("profile", "refresh"):
+        base, base_cpu = median_round(variants[0][0], load)
+        base = base["rps"]
+        for name, *_ in variants:
+            r, cpu = median_round(name, load)
+            label = "GET profile/" if load == "profile" else "POST token/refresh/"
+            print(f"| {name} | {label} | 64 | {r['rps']:,.0f} | {ms(r['p50'])} | {ms(r['p99'])} | "
+                  f"{r['non2xx'] + r['socket_errors']} | {r['rps'] / base:.2f} | {cpu:.1f} us | {cpu / base_cpu:.2f} |")
+    print()
+    for load, by_wrk, by_metrics in counts:
+        print(f"{load}: wrk counted {by_wrk:,} requests, /metrics {by_metrics:,.0f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["bench", "soak", "tls"])
+    parser.add_argument("mode", choices=["bench", "soak", "tls", "hot"])
     parser.add_argument("--latch", default=os.path.join(ROOT, "target/release/latch"))
     parser.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_warp"))
     parser.add_argument("--bare-tls", default=os.path.join(ROOT, "target/release/examples/bare_tls"))
@@ -442,10 +546,14 @@ def main():
     parser.add_argument("--reference", default=os.path.join(ROOT, "target/release/examples/reference"))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--big", type=int, default=1_000_000, help="users and blacklisted tokens in the large database")
+    parser.add_argument("--baseline", help="hot: the earlier latch binary to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="hot: how many rounds")
     args = parser.parse_args()
     args.latch, args.bare, args.bare_tls, args.scrypt_time, args.reference = map(
         os.path.abspath, (args.latch, args.bare, args.bare_tls, args.scrypt_time, args.reference))
-    {"bench": bench, "soak": soak, "tls": tls}[args.mode](args)
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+    {"bench": bench, "soak": soak, "tls": tls, "hot": hot}[args.mode](args)
 
 
 if __name__ == "__main__":

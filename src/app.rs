@@ -16,6 +16,7 @@ use crate::config::{Config, Secret};
 use crate::http::{self, AppState, Certificates, Readiness, Shared};
 use crate::limits::{ClientIp, Limits};
 use crate::mail::{self, Mailer, OutboxHealth};
+use crate::metrics::{Metrics, Sources};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::{self, Store, TemporaryDatabase, settings};
@@ -28,10 +29,14 @@ const LIMITS_HOUSEKEEPING: Duration = Duration::from_secs(60);
 /// A running latch. Dropping it does not stop it; call [`Server::shutdown`].
 pub struct Server {
     addr: SocketAddr,
+    /// Where `GET /metrics` is served, if anywhere.
+    metrics_addr: Option<SocketAddr>,
     shutdown_timeout: Duration,
     store: Store,
     stop: watch::Sender<bool>,
     http: JoinHandle<()>,
+    /// The metrics listener's connection loop.
+    metrics_http: Option<JoinHandle<()>>,
     outbox: JoinHandle<()>,
     housekeeping: Option<JoinHandle<()>>,
     /// The database of `:memory:`, removed by [`Server::shutdown`] (or when
@@ -96,6 +101,20 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.server.bind))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match config.metrics.bind {
+            Some(bind) => Some(tokio::net::TcpListener::bind(bind).await.with_context(|| {
+                format!(
+                    "binding metrics.bind {bind} (choose another address, or \"\" to serve no metrics)"
+                )
+            })?),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
+        // This server's own registry, handed to everything that counts.
+        let metrics = Arc::new(Metrics::new());
 
         let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
         let (stop, stopped) = watch::channel(false);
@@ -107,9 +126,11 @@ impl Server {
             mail_queued.clone(),
             Duration::from_secs(config.mail.retry_max_secs),
             outbox_health.clone(),
+            metrics.clone(),
             stopped.clone(),
         ));
-        let limits = Limits::from_config(&config.limits, &config.reset).map(Arc::new);
+        let limits = Limits::from_config(&config.limits, &config.reset)
+            .map(|limits| Arc::new(limits.count_hits_in(metrics.limit_hits.clone())));
         let housekeeping = limits.clone().map(|limits| {
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
@@ -121,6 +142,10 @@ impl Server {
                     }
                 }
             })
+        });
+        let sources = Arc::new(Sources {
+            store: store.clone(),
+            hasher: hasher.clone(),
         });
         let state = AppState::new(Shared {
             client_ip: Arc::new(ClientIp::new(&config.limits.trusted_proxies)),
@@ -134,26 +159,49 @@ impl Server {
             clock,
             limits,
             readiness: Readiness::new(outbox_health),
+            metrics: metrics.clone(),
         });
         let limits = http::Limits {
             header_read_timeout: Duration::from_secs(state.config.server.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs),
             max_connections: state.config.server.max_connections,
         };
+        let metrics_http = metrics_listener.map(|listener| {
+            let limits = http::Limits {
+                max_connections: http::metrics::MAX_CONNECTIONS,
+                ..limits
+            };
+            let routes = http::metrics::routes(metrics.clone(), sources);
+            tokio::spawn(http::serve(
+                listener,
+                routes,
+                limits,
+                None,
+                None,
+                stopped.clone(),
+            ))
+        });
+        let open_connections = Some(metrics.open_connections.clone());
         let http = tokio::spawn(http::serve(
             listener,
             http::routes(state),
             limits,
             tls,
+            open_connections,
             stopped,
         ));
         tracing::info!(%addr, hash_threads = threads, "latch is listening");
+        if let Some(metrics_addr) = metrics_addr {
+            tracing::info!("metrics are served at http://{metrics_addr}/metrics");
+        }
         Ok(Server {
             addr,
+            metrics_addr,
             shutdown_timeout,
             store,
             stop,
             http,
+            metrics_http,
             outbox,
             housekeeping,
             temporary,
@@ -163,6 +211,12 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `GET /metrics` is served (`metrics.bind`, with the port picked
+    /// for port 0); `None` when metrics are off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://ADDR:PORT` (`https://` with TLS), the base of every URL this
@@ -212,6 +266,15 @@ impl Server {
                 "requests still in flight after the shutdown timeout; closing their connections"
             );
             http.abort();
+        }
+        if let Some(mut metrics_http) = self.metrics_http {
+            // Scrapes are short; one still running after the timeout is cut.
+            if tokio::time::timeout(self.shutdown_timeout, &mut metrics_http)
+                .await
+                .is_err()
+            {
+                metrics_http.abort();
+            }
         }
         if let Some(housekeeping) = self.housekeeping {
             housekeeping.abort();

@@ -20,6 +20,7 @@ pub mod import;
 pub mod limits;
 pub mod log_writer;
 pub mod mail;
+pub mod metrics;
 pub mod passwords;
 pub mod reset;
 pub mod revocation;

@@ -21,8 +21,9 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::config::{Config, MailTransport, SmtpTls};
+use crate::metrics::Metrics;
 use crate::reset::{LINK_PLACEHOLDER, ResetLinks};
-use crate::store::{QueuedMail, Store};
+use crate::store::{QueuedMail, Store, StoreError};
 
 /// How many queued mails one pass of the worker picks up.
 const BATCH: i64 = 32;
@@ -253,6 +254,7 @@ pub async fn run_outbox(
     wakeup: Arc<Notify>,
     retry_max: Duration,
     health: Arc<OutboxHealth>,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut worker = Worker {
@@ -261,6 +263,7 @@ pub async fn run_outbox(
         retry_max,
         unremoved: HashMap::new(),
         health,
+        metrics,
     };
     loop {
         if *shutdown.borrow() {
@@ -301,6 +304,8 @@ struct Worker {
     /// Kept in memory only: after a restart such a mail is sent once more.
     unremoved: HashMap<i64, Removal>,
     health: Arc<OutboxHealth>,
+    /// Deliveries, failures and database trouble are counted here.
+    metrics: Arc<Metrics>,
 }
 
 struct Removal {
@@ -330,11 +335,15 @@ impl Worker {
                 "outbox: dropped undelivered mail whose link has expired"
             ),
             Err(err) => {
+                self.count_store_error(&err);
                 tracing::warn!(error = %err, "outbox: could not drop expired mail");
                 trouble = true;
             }
         }
-        let due = self.store.due_mail(now, BATCH, &self.unremoved_ids())?;
+        let due = self
+            .store
+            .due_mail(now, BATCH, &self.unremoved_ids())
+            .inspect_err(|err| self.count_store_error(err))?;
         let full_batch = due.len() as i64 == BATCH;
         if due.is_empty()
             && self
@@ -350,15 +359,18 @@ impl Worker {
             match self.mailer.send(&mail).await {
                 Ok(()) => {
                     self.health.draining();
+                    self.metrics.mail_delivered.inc();
                     tracing::info!(mail_id = id, "outbox: mail delivered");
                     trouble |= !self.remove(id).await;
                 }
                 Err(SendError::Permanent(why)) => {
+                    self.metrics.mail_failed_permanent.inc();
                     tracing::error!(mail_id = id, error = %why, "outbox: mail can never be delivered; dropped");
                     trouble |= !self.remove(id).await;
                 }
                 Err(SendError::Retry(why)) => {
                     self.health.failed();
+                    self.metrics.mail_failed_transient.inc();
                     let delay = backoff(mail.attempts, self.retry_max);
                     let next = now_ms().saturating_add(delay.as_millis() as i64);
                     tracing::warn!(mail_id = id, attempt = mail.attempts + 1, retry_in_ms = delay.as_millis() as u64,
@@ -368,6 +380,7 @@ impl Worker {
                         .write(move |s| s.mail_failed(id, next, &why))
                         .await
                     {
+                        self.count_store_error(&err);
                         tracing::warn!(mail_id = id, error = %err, "outbox: could not record a failed delivery");
                         trouble = true;
                     }
@@ -426,6 +439,9 @@ impl Worker {
                 true
             }
             Err(err) => {
+                if matches!(err, StoreError::Unavailable(_)) {
+                    self.metrics.db_unavailable.inc();
+                }
                 let delay = backoff(removal.failures, self.retry_max);
                 removal.failures += 1;
                 removal.next_try = Instant::now() + delay;
@@ -433,6 +449,12 @@ impl Worker {
                     error = %err, "outbox: could not remove a finished mail; it will not be sent again, removal will be retried");
                 false
             }
+        }
+    }
+
+    fn count_store_error(&self, err: &StoreError) {
+        if matches!(err, StoreError::Unavailable(_)) {
+            self.metrics.db_unavailable.inc();
         }
     }
 

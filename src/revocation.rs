@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::store::{IssuedToken, Rotation, Store, StoreError, Verdict};
 use crate::tokens::{self, Claims, TokenPair, TokenType, Tokens};
 
@@ -100,12 +101,14 @@ fn issued(pair: &TokenPair) -> Result<IssuedToken, ApiError> {
 /// the user's, or the user was deactivated meanwhile. When the database
 /// cannot take the write (a full disk), the login still succeeds: such a
 /// token is judged like one latch did not issue (by the blacklist and the
-/// user's cut-off), which still covers logout/all and password resets.
+/// user's cut-off), which still covers logout/all and password resets; that
+/// case is counted in `metrics`.
 pub async fn record_login(
     store: &Store,
     pair: &TokenPair,
     verified_hash: String,
     now: i64,
+    metrics: &Metrics,
 ) -> Result<(), ApiError> {
     let token = issued(pair)?;
     let user_id = token.user_id;
@@ -116,6 +119,7 @@ pub async fn record_login(
         Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::no_active_account()),
         Err(StoreError::Unavailable(why)) => {
+            metrics.db_unavailable.inc();
             tracing::warn!(user_id, error = %why, "could not record a login's refresh token; it can only be revoked by logout/all or a password change");
             Ok(())
         }

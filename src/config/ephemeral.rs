@@ -1,7 +1,8 @@
 //! `--ephemeral`: a throwaway server for a test run. On top of every layer:
 //! a private temporary database (`:memory:`, removed at exit), no rate
-//! limits, a cheap scrypt cost, and reset mail written to `mail.file_dir`
-//! instead of sent, unless the user pointed latch at an SMTP server.
+//! limits, a cheap scrypt cost, reset mail written to `mail.file_dir`
+//! instead of sent, unless the user pointed latch at an SMTP server, and no
+//! metrics listener unless `metrics.bind` is set.
 
 use std::path::PathBuf;
 
@@ -43,6 +44,16 @@ pub(super) fn apply(config: &mut Config, set_in: impl Fn(&str) -> Option<String>
         p.scrypt_log_n, p.scrypt_r, p.scrypt_p
     ));
 
+    // Test runs start several throwaway servers side by side: a fixed
+    // metrics port would stop the second one. Metrics only when asked for.
+    let metrics = match set_in("metrics.bind") {
+        Some(_) => "",
+        None => {
+            config.metrics.bind = None;
+            " and no metrics are served (set metrics.bind for them)"
+        }
+    };
+
     let smtp_set = SMTP_KEYS
         .iter()
         .find_map(|key| set_in(key).map(|place| (key, place)));
@@ -61,6 +72,6 @@ pub(super) fn apply(config: &mut Config, set_in: impl Fn(&str) -> Option<String>
     };
     adjusted
         .notes
-        .push(format!("--ephemeral: rate limits are off; {mail}"));
+        .push(format!("--ephemeral: rate limits are off{metrics}; {mail}"));
     adjusted
 }

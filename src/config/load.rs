@@ -290,6 +290,17 @@ impl Config {
         if self.smtp.username.is_some() != self.smtp.password.is_some() {
             bail!("invalid smtp.username/smtp.password: give both or neither");
         }
+        if let Some(metrics) = self.metrics.bind {
+            let api = self.server.bind;
+            let same_host = metrics.ip() == api.ip()
+                || metrics.ip().is_unspecified()
+                || api.ip().is_unspecified();
+            if metrics.port() != 0 && metrics.port() == api.port() && same_host {
+                bail!(
+                    "invalid metrics.bind: {metrics} is server.bind's port too; metrics are served on an address of their own (or set metrics.bind = \"\" for none)"
+                );
+            }
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("invalid log.level: {:?}", self.log.level))?;
         Ok(())

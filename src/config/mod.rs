@@ -32,6 +32,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -457,6 +458,51 @@ impl Default for LogConfig {
             level: "info".into(),
             format: LogFormat::Text,
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` (Prometheus) is served, never on the API's
+    /// address; `None` (an empty value) serves no metrics.
+    #[serde(with = "optional_addr")]
+    pub bind: Option<SocketAddr>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            bind: Some(SocketAddr::from(([127, 0, 0, 1], 9100))),
+        }
+    }
+}
+
+/// An address, or nothing as an empty (or blank) string: a switch and an
+/// address in one setting, as text in the file and in the environment.
+mod optional_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not an address and port (like 127.0.0.1:9100), nor empty (off)"
+            ))
+        })
     }
 }
 

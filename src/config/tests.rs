@@ -660,3 +660,93 @@ fn reset_page_is_auto_true_or_false_in_the_file_and_the_environment() {
         assert!(err.contains("page") && err.contains("auto"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn metrics_bind_is_an_address_or_empty_for_none() {
+    let bind = |value: &str| {
+        load(Sources {
+            env: env(&[("LATCH_METRICS_BIND", value)]),
+            ..Default::default()
+        })
+        .map(|loaded| loaded.config.metrics.bind)
+    };
+    assert_eq!(
+        load(Sources::default()).unwrap().config.metrics.bind,
+        Some("127.0.0.1:9100".parse().unwrap()),
+        "the default"
+    );
+    assert_eq!(bind("").unwrap(), None);
+    assert_eq!(bind("  ").unwrap(), None);
+    assert_eq!(
+        bind("127.0.0.1:0").unwrap(),
+        Some("127.0.0.1:0".parse().unwrap())
+    );
+    assert_eq!(
+        bind("[::1]:9200").unwrap(),
+        Some("[::1]:9200".parse().unwrap())
+    );
+    for bad in ["9100", "localhost:9100", "127.0.0.1"] {
+        let err = bind(bad).unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.bind") || err.contains("bind"),
+            "{bad}: {err}"
+        );
+        assert!(err.contains("LATCH_METRICS_BIND"), "{bad}: {err}");
+    }
+    // In the file, "" turns metrics off too.
+    let (_dir, path) = file("[metrics]\nbind = \"\"\n");
+    let loaded = load(Sources {
+        config_file: Some(path),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(loaded.config.metrics.bind, None);
+}
+
+#[test]
+fn metrics_are_never_served_on_the_api_port() {
+    for (api, metrics) in [
+        ("127.0.0.1:8000", "127.0.0.1:8000"),
+        ("0.0.0.0:8000", "127.0.0.1:8000"),
+        ("127.0.0.1:8000", "0.0.0.0:8000"),
+    ] {
+        let err = load(Sources {
+            env: env(&[("LATCH_SERVER_BIND", api), ("LATCH_METRICS_BIND", metrics)]),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("metrics.bind"), "{api} {metrics}: {err}");
+    }
+    for (api, metrics) in [
+        ("127.0.0.1:0", "127.0.0.1:0"),
+        ("127.0.0.1:8000", "127.0.0.2:8000"),
+        ("127.0.0.1:8000", "127.0.0.1:9100"),
+    ] {
+        load(Sources {
+            env: env(&[("LATCH_SERVER_BIND", api), ("LATCH_METRICS_BIND", metrics)]),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{api} {metrics}: {e}"));
+    }
+}
+
+#[test]
+fn ephemeral_serves_metrics_only_when_metrics_bind_is_set() {
+    let loaded = ephemeral(Sources::default());
+    assert_eq!(loaded.config.metrics.bind, None);
+    assert!(
+        loaded.notes.iter().any(|n| n.contains("metrics.bind")),
+        "{:?}",
+        loaded.notes
+    );
+    let loaded = ephemeral(Sources {
+        env: env(&[("LATCH_METRICS_BIND", "127.0.0.1:0")]),
+        ..Default::default()
+    });
+    assert_eq!(
+        loaded.config.metrics.bind,
+        Some("127.0.0.1:0".parse().unwrap())
+    );
+    assert!(!loaded.notes.join("\n").contains("metrics"));
+}

@@ -44,11 +44,20 @@ async fn login(state: AppState, req: Request) -> HandlerResult {
         }
     }
     let Some((user, needs_rehash)) = checked? else {
+        state.metrics.login_failures.inc();
         return Err(ApiError::no_active_account());
     };
     let pair = state.tokens.issue_pair(user.id);
     let now = state.clock.now();
-    revocation::record_login(&state.store, &pair, user.password_hash.clone(), now).await?;
+    let hash = user.password_hash.clone();
+    revocation::record_login(&state.store, &pair, hash, now, &state.metrics)
+        .await
+        .inspect_err(|err| {
+            // The password or the user changed meanwhile: a failed login too.
+            if matches!(err, ApiError::Unauthorized(_)) {
+                state.metrics.login_failures.inc();
+            }
+        })?;
     // After the record, which is conditional on the hash it verified.
     if needs_rehash {
         upgrade_hash_later(&state, &user, password);

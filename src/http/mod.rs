@@ -9,6 +9,7 @@ mod docs;
 mod health;
 mod input;
 mod jwks;
+pub mod metrics;
 mod openapi;
 mod password;
 mod register;
@@ -41,6 +42,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::error::{ApiError, json_response};
 use crate::limits::{ClientIp, Limits as AbuseLimits};
+use crate::metrics::{Metrics, RouteMetrics, UNMATCHED_ROUTE};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
 use crate::store::Store;
@@ -85,6 +87,8 @@ pub struct Shared {
     pub client_ip: Arc<ClientIp>,
     /// What `/readyz` last found, and the outbox's state.
     pub readiness: Readiness,
+    /// This server's metrics (see `crate::metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -100,18 +104,18 @@ impl AppState {
 
 pub type HandlerResult = Result<Response, ApiError>;
 
-/// All routes, with JSON for unknown paths and one log line per request.
+/// All routes, with JSON for unknown paths, one log line per request, and
+/// each request counted in the server's metrics under its route.
 pub fn routes(
     state: AppState,
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = std::convert::Infallible> + Clone {
-    let table: HashMap<Cow<'static, str>, Route> = route_table(state.tokens.jwks().is_some())
+    let routes = route_table(state.tokens.jwks().is_some())
         .into_iter()
-        .chain(reset_page::routes(&state.config).into_iter().flatten())
-        .map(|route| (route.path.clone(), route))
-        .collect();
-    let api = dispatch(state.clone(), Arc::new(table));
+        .chain(reset_page::routes(&state.config).into_iter().flatten());
+    let table = Arc::new(RouteTable::new(routes, &state.metrics));
+    let api = dispatch(state.clone(), table.clone());
     let api = match cors(&state.config.cors.allowed_origins) {
-        Some(cors) => api.with(cors).map(warp::Reply::into_response).boxed(),
+        Some(cors) => count_cors_answers(api.with(cors).map(warp::Reply::into_response), table),
         None => api,
     };
     api.recover(|rejection: Rejection| async move {
@@ -147,6 +151,40 @@ fn route_table(with_jwks: bool) -> Vec<Route> {
         table.push(jwks::route());
     }
     table
+}
+
+/// Counts the answers warp's CORS wrapper gives itself, without calling the
+/// endpoint: preflights (200 with `Access-Control-Allow-Methods`) and
+/// refused origins (403, which no endpoint answers). Every other request is
+/// counted by `dispatch`. Only installed when CORS is configured.
+fn count_cors_answers<F>(api: F, table: Arc<RouteTable>) -> BoxedFilter<(Response,)>
+where
+    F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    let answered = api
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, std::convert::Infallible>(rejection_reply(rejection))
+        })
+        .unify();
+    warp::any()
+        .map(std::time::Instant::now)
+        .and(warp::path::full())
+        .and(answered)
+        .map(
+            move |started: std::time::Instant, path: FullPath, response: Response| {
+                let by_cors = response.status() == StatusCode::FORBIDDEN
+                    || response
+                        .headers()
+                        .contains_key(header::ACCESS_CONTROL_ALLOW_METHODS);
+                if by_cors {
+                    table
+                        .metrics_for(path.as_str())
+                        .record(response.status(), started.elapsed());
+                }
+                response
+            },
+        )
+        .boxed()
 }
 
 /// CORS for the configured origins; none configured, no CORS headers at all.
@@ -221,12 +259,58 @@ where
     }
 }
 
+/// The endpoints by path (without the trailing slash), each with its
+/// metrics, made once at start-up.
+struct RouteTable {
+    endpoints: HashMap<Cow<'static, str>, Arc<Endpoint>>,
+    unmatched: Arc<RouteMetrics>,
+}
+
+/// A route and the handles its requests are counted with.
+struct Endpoint {
+    methods: &'static [Method],
+    handler: Handler,
+    metrics: RouteMetrics,
+}
+
+impl RouteTable {
+    fn new(routes: impl IntoIterator<Item = Route>, metrics: &Metrics) -> RouteTable {
+        let endpoints = routes
+            .into_iter()
+            .map(|route| {
+                let endpoint = Endpoint {
+                    methods: route.methods,
+                    handler: route.handler,
+                    metrics: metrics.route(route.path.clone()),
+                };
+                (route.path, Arc::new(endpoint))
+            })
+            .collect();
+        RouteTable {
+            endpoints,
+            unmatched: Arc::new(metrics.route(UNMATCHED_ROUTE)),
+        }
+    }
+
+    /// The endpoint serving `path`, with or without its trailing slash.
+    fn find(&self, path: &str) -> Option<&Arc<Endpoint>> {
+        let key = path
+            .strip_suffix('/')
+            .filter(|p| !p.is_empty())
+            .unwrap_or(path);
+        self.endpoints.get(key)
+    }
+
+    fn metrics_for(&self, path: &str) -> &RouteMetrics {
+        self.find(path).map_or(&self.unmatched, |e| &e.metrics)
+    }
+}
+
 /// Every request: its endpoint is looked up by path in one step (not tried
-/// route after route), then answered; unknown paths get the JSON 404.
-fn dispatch(
-    state: AppState,
-    table: Arc<HashMap<Cow<'static, str>, Route>>,
-) -> BoxedFilter<(Response,)> {
+/// route after route), then answered; unknown paths get the JSON 404. The
+/// lookup also gives the handles the request is counted with, once answered
+/// (a request whose client hangs up before its answer is not counted).
+fn dispatch(state: AppState, table: Arc<RouteTable>) -> BoxedFilter<(Response,)> {
     let limit = state.config.server.max_body_bytes;
     let body_timeout = std::time::Duration::from_secs(state.config.server.body_read_timeout_secs);
     // Built only from filters that never reject, so every request ends here.
@@ -237,32 +321,42 @@ fn dispatch(
         .and(warp::body::stream())
         .then(
             move |path: FullPath, method: Method, headers, query: String, body| {
-                let path = path.as_str();
-                let key = path
-                    .strip_suffix('/')
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or(path);
+                let started = std::time::Instant::now();
                 let found = table
-                    .get(key)
-                    .map(|route| (route.methods, route.handler.clone()));
+                    .find(path.as_str())
+                    .cloned()
+                    .ok_or_else(|| table.unmatched.clone());
                 let state = state.clone();
                 async move {
-                    let Some((methods, handler)) = found else {
-                        let body = std::pin::pin!(body);
-                        let announced = input::announced_length(&headers);
-                        return finish_body(announced, body, ApiError::NotFound.into_response())
-                            .await;
+                    let endpoint = match found {
+                        Ok(endpoint) => endpoint,
+                        Err(unmatched) => {
+                            let body = std::pin::pin!(body);
+                            let announced = input::announced_length(&headers);
+                            let response =
+                                finish_body(announced, body, ApiError::NotFound.into_response())
+                                    .await;
+                            unmatched.record(response.status(), started.elapsed());
+                            return response;
+                        }
                     };
                     let call = Call {
                         state,
-                        methods,
-                        allow: allow_header(methods),
+                        methods: endpoint.methods,
+                        allow: allow_header(endpoint.methods),
                         limit,
                         body_timeout,
+                        metrics: &endpoint.metrics,
                     };
                     let request = (method, headers, query, peer_addr());
-                    call.respond(|state, request| handler(state, request), request, body)
-                        .await
+                    let handler = &endpoint.handler;
+                    let response = call
+                        .respond(|state, request| handler(state, request), request, body)
+                        .await;
+                    endpoint
+                        .metrics
+                        .record(response.status(), started.elapsed());
+                    response
                 }
             },
         )
@@ -270,15 +364,17 @@ fn dispatch(
 }
 
 /// What an endpoint needs to answer one request.
-struct Call {
+struct Call<'a> {
     state: AppState,
     methods: &'static [Method],
     allow: &'static str,
     limit: u64,
     body_timeout: std::time::Duration,
+    /// Where refusals for a busy hasher or database are counted.
+    metrics: &'a RouteMetrics,
 }
 
-impl Call {
+impl Call<'_> {
     async fn respond<H, Fut, S, B>(
         self,
         handler: H,
@@ -298,6 +394,7 @@ impl Call {
     {
         let mut body = std::pin::pin!(body);
         let announced = input::announced_length(&headers);
+        let metrics = self.metrics;
         let allowed = self.methods.contains(&method)
             || (method == Method::HEAD && self.methods.contains(&Method::GET));
         let response = if method == Method::OPTIONS {
@@ -333,7 +430,14 @@ impl Call {
                     .unwrap_or_else(|_| Err(ApiError::Internal("handler panicked".into())))
             }
             .await;
-            result.unwrap_or_else(ApiError::into_response)
+            result.unwrap_or_else(|err| {
+                match err {
+                    ApiError::Busy => metrics.count_hash_busy(),
+                    ApiError::Unavailable(_) => metrics.count_db_unavailable(),
+                    _ => {}
+                }
+                err.into_response()
+            })
         };
         finish_body(announced, body, response).await
     }

@@ -26,6 +26,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use prometheus::IntGauge;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -51,13 +52,15 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves (over TLS with `tls`) until `stop` turns true, then waits for open connections to finish
-/// their requests (the caller bounds that wait).
+/// Serves (over TLS with `tls`) until `stop` turns true, then waits for
+/// open connections to finish their requests (the caller bounds that wait).
+/// `open_connections`, if given, counts the connections open at each moment.
 pub async fn serve<F>(
     listener: TcpListener,
     routes: F,
     limits: Limits,
     tls: Option<TlsAcceptor>,
+    open_connections: Option<IntGauge>,
     mut stop: watch::Receiver<bool>,
 ) where
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
@@ -94,8 +97,10 @@ pub async fn serve<F>(
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
         let tls = tls.clone();
+        let open = open_connections.clone().map(Open::new);
         connections.spawn(PEER.scope(peer, async move {
             let _slot = slot;
+            let _open = open;
             let Some(tls) = tls else {
                 return serve_connection(stream, service, header_read_timeout, watcher).await;
             };
@@ -138,6 +143,23 @@ async fn serve_connection<I, S>(
         .serve_connection(TokioIo::new(stream), service);
     if let Err(err) = watcher.watch(connection).await {
         tracing::debug!(error = %err, "connection ended with an error");
+    }
+}
+
+/// One open connection, counted in a gauge until dropped (when the
+/// connection ends, or is aborted with the loop).
+struct Open(IntGauge);
+
+impl Open {
+    fn new(gauge: IntGauge) -> Open {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

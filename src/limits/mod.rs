@@ -23,6 +23,7 @@ use governor::nanos::Nanos;
 use governor::{Quota, RateLimiter};
 
 use crate::config::{LimitsConfig, ResetConfig};
+use crate::metrics::LimitHits;
 use store::RefundableStore;
 
 /// Keys one limiter remembers at most. Keys are fixed-size (an address, or a
@@ -135,6 +136,8 @@ pub struct Limits {
     reset_mail: Option<Limiter<String>>,
     /// Untracked decisions already reported by `housekeeping`.
     reported_untracked: std::sync::atomic::AtomicU64,
+    /// Where refusals are counted, if anywhere.
+    hits: Option<LimitHits>,
 }
 
 /// A login's reservation: one cell per limit, given back when the password
@@ -162,17 +165,34 @@ impl Limits {
             reset_mail: (reset.mail_cooldown_secs > 0)
                 .then(|| Limiter::new(1, Duration::from_secs(reset.mail_cooldown_secs))),
             reported_untracked: Default::default(),
+            hits: None,
         })
+    }
+
+    /// Counts every refusal, per limit, in `hits` (the server's metrics).
+    pub fn count_hits_in(mut self, hits: LimitHits) -> Limits {
+        self.hits = Some(hits);
+        self
+    }
+
+    fn hit(&self, counter: impl Fn(&LimitHits) -> &prometheus::IntCounter) {
+        if let Some(hits) = &self.hits {
+            counter(hits).inc();
+        }
     }
 
     /// Before a password is checked: refused when this address or this
     /// username (whether it exists or not) has used up its failures.
     pub fn login_attempt(&self, ip: IpAddr, username: &str) -> Result<LoginAttempt, Limited> {
         let ip = ip_key(ip);
-        self.login_per_ip.acquire(&ip)?;
+        if let Err(limited) = self.login_per_ip.acquire(&ip) {
+            self.hit(|h| &h.login_per_ip);
+            return Err(limited);
+        }
         let account = std::hash::BuildHasher::hash_one(&self.account_keys, username);
         if let Err(limited) = self.login_per_account.acquire(&account) {
             self.login_per_ip.refund(&ip);
+            self.hit(|h| &h.login_per_account);
             return Err(limited);
         }
         Ok(LoginAttempt { account, ip })
@@ -186,17 +206,31 @@ impl Limits {
     }
 
     pub fn registration(&self, ip: IpAddr) -> Result<(), Limited> {
-        self.registrations.acquire(&ip_key(ip))
+        let decided = self.registrations.acquire(&ip_key(ip));
+        if decided.is_err() {
+            self.hit(|h| &h.registrations_per_ip);
+        }
+        decided
     }
 
     pub fn reset_request(&self, ip: IpAddr) -> Result<(), Limited> {
-        self.reset_requests.acquire(&ip_key(ip))
+        let decided = self.reset_requests.acquire(&ip_key(ip));
+        if decided.is_err() {
+            self.hit(|h| &h.reset_requests_per_ip);
+        }
+        decided
     }
 
     /// True when a reset mail may go to this address now (and starts its cooldown).
     pub fn reset_mail_allowed(&self, email_key: &str) -> bool {
         match &self.reset_mail {
-            Some(limiter) => limiter.acquire(&email_key.to_string()).is_ok(),
+            Some(limiter) => {
+                let allowed = limiter.acquire(&email_key.to_string()).is_ok();
+                if !allowed {
+                    self.hit(|h| &h.reset_mail_per_address);
+                }
+                allowed
+            }
             None => true,
         }
     }
@@ -366,5 +400,41 @@ mod tests {
                 .is_err(),
             "the account limit holds from another address"
         );
+    }
+
+    #[test]
+    fn each_refusal_is_counted_under_its_limit() {
+        let config = LimitsConfig {
+            login_failures_per_account: 1,
+            login_failures_per_ip: 2,
+            registrations_per_ip: 1,
+            reset_requests_per_ip: 1,
+            ..LimitsConfig::default()
+        };
+        let metrics = crate::metrics::Metrics::new();
+        let hits = metrics.limit_hits.clone();
+        let limits = Limits::from_config(&config, &ResetConfig::default())
+            .unwrap()
+            .count_hits_in(hits.clone());
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        drop(limits.login_attempt(ip, "ann").unwrap());
+        assert!(limits.login_attempt(ip, "ann").is_err());
+        drop(limits.login_attempt(ip, "bob").unwrap());
+        assert!(limits.login_attempt(ip, "carl").is_err());
+        limits.registration(ip).unwrap();
+        assert!(limits.registration(ip).is_err());
+        limits.reset_request(ip).unwrap();
+        assert!(limits.reset_request(ip).is_err());
+        assert!(limits.reset_request(ip).is_err());
+        assert!(limits.reset_mail_allowed("ann@x.io"));
+        assert!(!limits.reset_mail_allowed("ann@x.io"));
+        let counts = [
+            hits.login_per_account.get(),
+            hits.login_per_ip.get(),
+            hits.registrations_per_ip.get(),
+            hits.reset_requests_per_ip.get(),
+            hits.reset_mail_per_address.get(),
+        ];
+        assert_eq!(counts, [1, 1, 1, 2, 1]);
     }
 }

@@ -98,6 +98,16 @@ impl Hasher {
         self.inner.jobs.is_full()
     }
 
+    /// Jobs waiting for a hashing thread (not those being computed).
+    pub fn queued(&self) -> usize {
+        self.inner.jobs.len()
+    }
+
+    /// How many jobs may wait; past that, a job gets `Busy`.
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.jobs.capacity().unwrap_or(usize::MAX)
+    }
+
     /// Hashes `password` with the configured parameters and a fresh salt.
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
         let params = self.inner.params;

@@ -25,7 +25,7 @@ pub use django::{
     DjangoTable, DjangoUser, Holdings, ImportWrite, ImportedUser, read_django_sqlite,
 };
 pub use maintenance::{BackupReport, Inspection, backup, inspect, schema_versions};
-pub use outbox::{NewMail, QueuedMail, ResetTokenRef};
+pub use outbox::{NewMail, OutboxBacklog, QueuedMail, ResetTokenRef};
 pub use refresh_tokens::{IssuedToken, RefreshState, Rotation, TokenRow, Verdict};
 pub use reset_tokens::LiveResetToken;
 pub use temporary::{MEMORY, TemporaryDatabase, is_memory};
@@ -76,10 +76,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The schema, one step per file, in order; `PRAGMA user_version` counts
 /// the steps a database has had.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_token_lifecycle.sql"),
     include_str!("migrations/003_django_accounts.sql"),
+    include_str!("migrations/004_outbox_queued_time.sql"),
 ];
 
 /// Sets WAL mode and says which mode the file is in. Another process
@@ -303,6 +304,29 @@ pub(crate) mod tests {
             .unwrap();
         let err = migrate(&mut conn).unwrap_err().to_string();
         assert!(err.contains("newer latch"), "{err}");
+    }
+
+    #[test]
+    fn mail_waiting_before_the_upgrade_counts_as_queued_at_the_upgrade() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for step in &MIGRATIONS[..3] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO outbox (recipient, subject, body, next_attempt_ms, discard_after_ms)
+                 VALUES ('a@x.io', 's', 'b', 0, 1);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let age_ms: i64 = conn
+            .query_row(
+                "SELECT CAST(unixepoch('subsec') * 1000 AS INTEGER) - queued_ms FROM outbox",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!((0..60_000).contains(&age_ms), "{age_ms}");
     }
 
     #[test]

@@ -483,7 +483,7 @@ async fn commands_do_not_migrate_a_database_an_older_latch_still_serves() {
     assert_eq!(ran.code, 1);
     assert!(
         ran.stderr.contains(
-            "has schema version 2, and this latch uses 3: start this latch's `serve` on it once"
+            "has schema version 2, and this latch uses 4: start this latch's `serve` on it once"
         ),
         "{}",
         ran.stderr

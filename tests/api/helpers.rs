@@ -24,12 +24,14 @@ pub struct TestApp {
     _dir: TempDir,
 }
 
-/// Defaults for tests: port 0, a temp database, cheap scrypt, a known secret.
+/// Defaults for tests: port 0 (for the metrics too, so that servers started
+/// side by side do not collide), a temp database, cheap scrypt, a known secret.
 pub fn test_config(dir: &TempDir, smtp_port: u16) -> Config {
     let mut config = latch::config::load(Sources::default())
         .expect("defaults load")
         .config;
     config.server.bind = "127.0.0.1:0".parse().unwrap();
+    config.metrics.bind = Some("127.0.0.1:0".parse().unwrap());
     config.database.path = dir.path().join("auth.db");
     config.jwt.secret = Some(TEST_SECRET.into());
     config.password.scrypt_log_n = 4;
@@ -147,6 +149,17 @@ impl TestApp {
     /// What SIGHUP does: reads the TLS files again.
     pub fn reload_tls(&self) -> anyhow::Result<bool> {
         self.server.as_ref().expect("server running").reload_tls()
+    }
+
+    /// Where the metrics listener is, if metrics are on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().expect("server running").metrics_addr()
+    }
+
+    /// `http://ADDR:PORT/metrics` of the metrics listener (it must be on).
+    pub fn metrics_url(&self) -> String {
+        let addr = self.metrics_addr().expect("metrics are on");
+        format!("http://{addr}/metrics")
     }
 
     pub fn store(&self) -> &latch::store::Store {

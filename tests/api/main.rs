@@ -19,6 +19,7 @@ mod keys;
 mod limits;
 mod login;
 mod mail;
+mod metrics;
 mod multi_process;
 mod openapi;
 mod password_reset;

@@ -28,6 +28,9 @@ impl Process {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(dir)
+            // A free port for the metrics too (the default, 9100, would be
+            // shared by the processes tests start side by side).
+            .env("LATCH_METRICS_BIND", "127.0.0.1:0")
             .envs(envs.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
