@@ -257,19 +257,19 @@ impl Server {
     /// database.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // One deadline for everything, so that stopping takes at most the
+        // configured time (a service manager's stop timeout counts on it).
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let mut http = self.http;
-        if tokio::time::timeout(self.shutdown_timeout, &mut http)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout_at(deadline, &mut http).await.is_err() {
             tracing::warn!(
                 "requests still in flight after the shutdown timeout; closing their connections"
             );
             http.abort();
         }
         if let Some(mut metrics_http) = self.metrics_http {
-            // Scrapes are short; one still running after the timeout is cut.
-            if tokio::time::timeout(self.shutdown_timeout, &mut metrics_http)
+            // Scrapes are short; one still running at the deadline is cut.
+            if tokio::time::timeout_at(deadline, &mut metrics_http)
                 .await
                 .is_err()
             {
@@ -280,7 +280,7 @@ impl Server {
             housekeeping.abort();
         }
         let mut outbox = self.outbox;
-        if tokio::time::timeout(self.shutdown_timeout, &mut outbox)
+        if tokio::time::timeout_at(deadline, &mut outbox)
             .await
             .is_err()
         {

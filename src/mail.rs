@@ -103,7 +103,7 @@ impl Outgoing {
     /// authentication, a refusal), in one line.
     pub async fn send_now(&self, to: &str, subject: &str, body: String) -> Result<String, String> {
         let message = self.message(to, subject, body)?;
-        self.send_message(message).await
+        self.send_message(message).await.map_err(|f| f.text)
     }
 
     /// The mail, or why it can never be sent as it is.
@@ -120,7 +120,7 @@ impl Outgoing {
             .map_err(|e| format!("could not build the message: {e}"))
     }
 
-    async fn send_message(&self, message: Message) -> Result<String, String> {
+    async fn send_message(&self, message: Message) -> Result<String, Failure> {
         match &self.transport {
             Transport::Smtp(smtp) => smtp
                 .send(message)
@@ -129,12 +129,18 @@ impl Outgoing {
                     let text: Vec<&str> = response.message().collect();
                     format!("{} {}", response.code(), text.join(" "))
                 })
-                .map_err(|e| error_chain(&e)),
+                .map_err(|e| Failure {
+                    kind: FailureKind::of(&e),
+                    text: error_chain(&e),
+                }),
             Transport::File(file) => file
                 .send(message)
                 .await
                 .map(|id| format!("written to {}/{id}.eml", self.target))
-                .map_err(|e| error_chain(&e)),
+                .map_err(|e| Failure {
+                    kind: FailureKind::Unreachable,
+                    text: error_chain(&e),
+                }),
         }
     }
 
@@ -150,6 +156,40 @@ impl Outgoing {
             Transport::File(_) => tempfile::tempfile_in(&self.target)
                 .map(drop)
                 .map_err(|e| format!("cannot write to the folder: {e}")),
+        }
+    }
+}
+
+/// Why a mail did not go.
+struct Failure {
+    kind: FailureKind,
+    text: String,
+}
+
+enum FailureKind {
+    /// No answer from the server: connection, DNS, TLS, a timeout, refused
+    /// credentials (or the mail folder cannot be written). Nothing goes out
+    /// until that changes: what makes the outbox stalled.
+    Unreachable,
+    /// The server refuses this recipient for good (550, 551, 553): the mail
+    /// is dropped. One bad address must not hold anything up.
+    Recipient,
+    /// Any other refusal (4xx, or a 5xx about this one transaction): tried
+    /// again later; it says nothing about whether other mail goes out.
+    Refused,
+}
+
+impl FailureKind {
+    fn of(err: &lettre::transport::smtp::Error) -> FailureKind {
+        let Some(code) = err.status() else {
+            return FailureKind::Unreachable;
+        };
+        match code.to_string().as_str() {
+            "550" | "551" | "553" => FailureKind::Recipient,
+            // Authentication refused, or the service is closing: no mail
+            // will go until that changes.
+            "421" | "530" | "534" | "535" | "538" => FailureKind::Unreachable,
+            _ => FailureKind::Refused,
         }
     }
 }
@@ -186,11 +226,27 @@ impl Mailer {
             .outgoing
             .message(&mail.recipient, &mail.subject, self.render_body(mail))
             .map_err(SendError::Permanent)?;
-        self.outgoing
-            .send_message(message)
-            .await
-            .map(drop)
-            .map_err(SendError::Retry)
+        match self.outgoing.send_message(message).await {
+            Ok(_) => Ok(()),
+            Err(Failure {
+                kind: FailureKind::Recipient,
+                text,
+            }) => Err(SendError::Permanent(text)),
+            Err(Failure {
+                kind: FailureKind::Unreachable,
+                text,
+            }) => Err(SendError::Retry {
+                why: text,
+                stuck: true,
+            }),
+            Err(Failure {
+                kind: FailureKind::Refused,
+                text,
+            }) => Err(SendError::Retry {
+                why: text,
+                stuck: false,
+            }),
+        }
     }
 
     /// The body with its reset link (if any) filled in, only now and only in memory.
@@ -206,8 +262,9 @@ impl Mailer {
 }
 
 enum SendError {
-    /// Could succeed later (server down, timeout, temporary refusal...).
-    Retry(String),
+    /// Could succeed later (server down, timeout, temporary refusal...);
+    /// `stuck` when nothing can go out at all (no answer from the server).
+    Retry { why: String, stuck: bool },
     /// Can never succeed as stored.
     Permanent(String),
 }
@@ -364,12 +421,17 @@ impl Worker {
                     trouble |= !self.remove(id).await;
                 }
                 Err(SendError::Permanent(why)) => {
+                    // The server answered: mail is moving, this one cannot.
+                    self.health.draining();
                     self.metrics.mail_failed_permanent.inc();
                     tracing::error!(mail_id = id, error = %why, "outbox: mail can never be delivered; dropped");
                     trouble |= !self.remove(id).await;
                 }
-                Err(SendError::Retry(why)) => {
-                    self.health.failed();
+                Err(SendError::Retry { why, stuck }) => {
+                    // A refusal of one mail says nothing of the others.
+                    if stuck {
+                        self.health.failed();
+                    }
                     self.metrics.mail_failed_transient.inc();
                     let delay = backoff(mail.attempts, self.retry_max);
                     let next = now_ms().saturating_add(delay.as_millis() as i64);

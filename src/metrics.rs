@@ -239,8 +239,11 @@ impl Metrics {
                     .set(backlog.oldest_age_ms as f64 / 1000.0);
             }
             Err(err) => {
-                // The last values stay; the failure shows in this counter.
-                self.db_unavailable.inc();
+                // The last values stay; a busy or unavailable database shows
+                // in this counter.
+                if matches!(err, crate::store::StoreError::Unavailable(_)) {
+                    self.db_unavailable.inc();
+                }
                 tracing::warn!(error = %err, "metrics: could not read the outbox");
             }
         }

@@ -411,7 +411,9 @@ impl Config {
 const MAX_DURATION_SECS: u64 = 10 * 365 * 24 * 60 * 60;
 
 /// Paths of latch's own endpoints, which the reset page must leave alone.
-const RESERVED_PATHS: [&str; 3] = ["/api", "/healthz", "/.well-known"];
+/// Every path of latch's own routes falls under one of these (the route
+/// table refuses to start with two routes on one path besides).
+const RESERVED_PATHS: [&str; 4] = ["/api", "/healthz", "/readyz", "/.well-known"];
 
 /// The reset page's path (from `reset.url`) must be one the route table can
 /// hold and the page can name its assets under: plain characters, no empty,

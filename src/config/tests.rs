@@ -601,6 +601,7 @@ fn reset_page_is_served_where_reset_url_points_at_latch() {
         "https://x.io/api/auth/login",
         "https://x.io/api",
         "https://x.io/healthz/",
+        "https://x.io/readyz",
         "https://x.io/.well-known/jwks.json",
         "https://x.io/r%C3%A9set",
         "https://x.io/a//b",

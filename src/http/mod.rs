@@ -285,7 +285,14 @@ impl RouteTable {
                 };
                 (route.path, Arc::new(endpoint))
             })
-            .collect();
+            .fold(HashMap::new(), |mut table, (path, endpoint)| {
+                // A configured path (the reset page's) must never shadow one
+                // of latch's own; configuration validation refuses them, and
+                // this keeps a new route from slipping past that list.
+                let taken = table.insert(path.clone(), endpoint).is_some();
+                assert!(!taken, "two routes on the path {path}");
+                table
+            });
         RouteTable {
             endpoints,
             unmatched: Arc::new(metrics.route(UNMATCHED_ROUTE)),

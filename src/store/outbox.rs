@@ -98,12 +98,13 @@ impl Store {
 
     /// The mail waiting, and for how long the oldest has (by SQLite's
     /// clock, which stamped it). A scan of the outbox, which is small: for
-    /// a metrics scrape, not for requests.
+    /// a metrics scrape, not for requests. A row without its time (0, from
+    /// an older latch still running during an upgrade) does not count.
     pub fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
         let conn = self.conn()?;
         Ok(conn.query_row(
             "SELECT COUNT(*),
-                    COALESCE(MAX(0, CAST(unixepoch('subsec') * 1000 AS INTEGER) - MIN(queued_ms)), 0)
+                    COALESCE(MAX(0, CAST(unixepoch('subsec') * 1000 AS INTEGER) - MIN(NULLIF(queued_ms, 0))), 0)
              FROM outbox",
             [],
             |r| {

@@ -7,23 +7,25 @@ use crate::helpers::{PASSWORD, spawn_app, spawn_app_with_smtp};
 use crate::smtp::SmtpServer;
 
 #[tokio::test]
-async fn a_sound_server_is_ready_and_the_probe_is_a_real_write() {
+async fn a_sound_server_is_ready_and_the_probe_is_a_real_write_at_most_once_a_second() {
     let app = spawn_app().await;
+    let probes = || app.scalar::<String>("SELECT value FROM settings WHERE key = 'readyz_probe'");
     app.get("/readyz", None)
         .await
         .assert(200, r#"{"status":"ok"}"#);
-    let probed: String = app.scalar("SELECT value FROM settings WHERE key = 'readyz_probe'");
-    assert!(probed.parse::<i64>().is_ok(), "{probed}");
+    assert_eq!(probes(), "1", "a committed write");
     // Asked again at once, it answers from the last probe.
     for _ in 0..20 {
         app.get("/readyz", None)
             .await
             .assert(200, r#"{"status":"ok"}"#);
     }
-    assert_eq!(
-        app.scalar::<String>("SELECT value FROM settings WHERE key = 'readyz_probe'"),
-        probed
-    );
+    assert_eq!(probes(), "1");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.get("/readyz", None)
+        .await
+        .assert(200, r#"{"status":"ok"}"#);
+    assert_eq!(probes(), "2", "a second later, a new probe");
 }
 
 #[tokio::test]
@@ -74,4 +76,41 @@ async fn mail_that_keeps_failing_makes_the_server_unready_until_it_goes_out() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_mailbox_the_relay_refuses_is_dropped_and_does_not_make_the_server_unready() {
+    // Anyone can register an address a relay refuses and ask for a reset:
+    // that one mail must not hold up the rest, nor readiness.
+    let app = spawn_app_with_smtp(SmtpServer::start(), |c| c.mail.retry_max_secs = 1).await;
+    assert_eq!(
+        app.register("bad", "refused@example.com", PASSWORD)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        app.register("good", "good@example.com", PASSWORD)
+            .await
+            .status,
+        201
+    );
+    assert_eq!(app.request_reset("refused@example.com").await.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.scalar::<i64>("SELECT COUNT(*) FROM outbox") > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused mail stayed queued"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(app.smtp.received().is_empty());
+    // Past twice mail.retry_max_secs: still ready.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.get("/readyz", None)
+        .await
+        .assert(200, r#"{"status":"ok"}"#);
+    assert_eq!(app.request_reset("good@example.com").await.status, 200);
+    let mails = app.smtp.wait_for_mail(1, Duration::from_secs(10)).await;
+    assert_eq!(mails[0].to, ["good@example.com"]);
 }

@@ -62,6 +62,16 @@ struct Collector {
 }
 
 impl Handler for Collector {
+    /// Addresses starting with "refused" do not exist here (550), as a real
+    /// relay answers for a mailbox it does not have.
+    fn rcpt(&mut self, to: &str) -> Response {
+        if to.trim_start_matches('<').starts_with("refused") {
+            response::NO_MAILBOX
+        } else {
+            response::OK
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
         self.data.clear();

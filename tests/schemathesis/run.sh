@@ -76,7 +76,8 @@ start=$SECONDS
 status=0
 (
     cd "$work"
-    "$venv/bin/st" run "$url/api/openapi.json" \
+    # Bounded: a stuck run fails CI instead of holding it for hours.
+    timeout 600 "$venv/bin/st" run "$url/api/openapi.json" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
         --phases examples,coverage,fuzzing,stateful \
         --mode all \
@@ -87,6 +88,11 @@ status=0
         "$@"
 ) || status=$?
 echo "schemathesis: exit $status after $((SECONDS - start)) s"
+# latch itself must have come through it: alive, and no panic in its log.
+if ! kill -0 "$pid" 2>/dev/null || grep -q "panicked" "$work/latch.log"; then
+    echo "latch died or panicked under the run" >&2
+    status=1
+fi
 if [[ $status -ne 0 ]]; then
     echo "--- the end of latch's log:" >&2
     tail -n 40 "$work/latch.log" >&2
