@@ -119,9 +119,15 @@ fn with_conn<T>(f: impl FnOnce(&Connection) -> T) -> T {
 
 fn run(store: &Store, conn: Connection, queue: &Receiver<Job>) {
     BATCH.with(|batch| *batch.borrow_mut() = Some(conn));
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+    // Jobs of a batch that SQLite ended under them, to run in the next one.
+    let mut leftover: Vec<Job> = Vec::new();
+    loop {
+        let mut batch = std::mem::take(&mut leftover);
+        if batch.is_empty() {
+            let Ok(first) = queue.recv() else { return };
+            batch.push(first);
+        }
+        batch.extend(queue.try_iter().take(MAX_BATCH.saturating_sub(batch.len())));
         if let Err(err) = with_conn(|c| c.execute_batch("BEGIN IMMEDIATE")) {
             // Another process holds the write lock past the busy timeout:
             // each write is tried on its own (and most likely answers 503).
@@ -133,7 +139,19 @@ fn run(store: &Store, conn: Connection, queue: &Receiver<Job>) {
             BATCH.with(|b| *b.borrow_mut() = conn);
             continue;
         }
-        let dones: Vec<Done> = batch.into_iter().map(|job| finish(store, job)).collect();
+        let mut jobs = batch.into_iter();
+        let mut dones: Vec<Done> = Vec::new();
+        for job in jobs.by_ref() {
+            dones.push(finish(store, job));
+            // Some errors (a full disk, an I/O error) make SQLite roll the
+            // whole transaction back by itself. The jobs after that must not
+            // run outside it (they would be committed one by one while their
+            // callers hear the batch failed): they go to the next batch.
+            if with_conn(|c| c.is_autocommit()) {
+                leftover.extend(jobs.by_ref());
+                break;
+            }
+        }
         let committed = with_conn(|c| c.execute_batch("COMMIT")).map_err(StoreError::from);
         if committed.is_err() {
             let _ = with_conn(|c| c.execute_batch("ROLLBACK"));
@@ -164,6 +182,83 @@ mod tests {
     use super::super::Store;
     use super::*;
     use std::time::Duration;
+
+    /// SQLite ends the whole transaction by itself on some errors (a full
+    /// disk): the writes after that point run in the next transaction, not
+    /// one by one outside any, and each caller hears what became of its own.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn writes_after_the_batch_was_rolled_back_under_them_go_in_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let insert = |key: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |s| {
+                        s.in_write_tx(|c| {
+                            exec(
+                                c,
+                                "INSERT INTO settings (key, value) VALUES (?1, 'v')",
+                                [key],
+                            )?;
+                            Ok(())
+                        })
+                    })
+                    .await
+            }
+        };
+        // Hold the writer, so that the next three are one batch.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |_| {
+                        held.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let before = tokio::spawn(insert("before"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let rolled_back = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(|s| {
+                        s.in_write_tx(|c| {
+                            // What SQLite does on its own after SQLITE_FULL.
+                            c.execute_batch("ROLLBACK")?;
+                            Ok(())
+                        })
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let after = tokio::spawn(insert("after"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        assert!(before.await.unwrap().is_err(), "rolled back with its batch");
+        assert!(rolled_back.await.unwrap().is_err());
+        after.await.unwrap().unwrap();
+        let conn = store.conn().unwrap();
+        let keys: Vec<String> = conn
+            .prepare("SELECT key FROM settings ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            keys,
+            ["after"],
+            "what a caller was told failed is not there"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_write_undoes_only_itself_and_the_rest_are_committed() {
