@@ -6,7 +6,7 @@ use std::path::Path;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::users::{USER_COLUMNS, user_from_row};
+use super::users::all_users;
 use super::{Store, StoreError, StoreResult, User, exec};
 
 /// A row of Django's `auth_user` as Django stored it; times as their text.
@@ -163,10 +163,7 @@ impl Store {
 }
 
 fn holdings(conn: &Connection) -> StoreResult<Holdings> {
-    let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
-    let users = stmt
-        .query_map([], user_from_row)?
-        .collect::<Result<_, _>>()?;
+    let users = all_users(conn)?;
     let max_id_ever: Option<i64> = conn
         .query_row(
             "SELECT seq FROM sqlite_sequence WHERE name = 'users'",

@@ -46,10 +46,18 @@ pub enum InsertUser {
     EmailTaken,
 }
 
-pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key, \
+const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key, \
      is_staff, is_superuser, date_joined, last_login";
 
-pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+/// Every user, by id, read on `conn` (inside a transaction of the caller's,
+/// for the import).
+pub(super) fn all_users(conn: &rusqlite::Connection) -> StoreResult<Vec<User>> {
+    let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
+    let users = stmt.query_map([], user_from_row)?;
+    Ok(users.collect::<Result<_, _>>()?)
+}
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
         username: row.get(1)?,
@@ -116,10 +124,7 @@ impl Store {
 
     /// Every user, by id.
     pub fn users(&self) -> StoreResult<Vec<User>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))?;
-        let users = stmt.query_map([], user_from_row)?;
-        Ok(users.collect::<Result<_, _>>()?)
+        all_users(&*self.conn()?)
     }
 
     /// Sets a new password hash (an administrator's doing): every reset link
