@@ -328,7 +328,7 @@ fn stored_secret(
     temporary: bool,
 ) -> anyhow::Result<String> {
     if let Some(secret) = configured {
-        if secret.expose().len() < 32 {
+        if secret.is_short() {
             tracing::warn!("{key} is shorter than 32 bytes; a longer random secret is safer");
         }
         return Ok(secret.expose().to_string());

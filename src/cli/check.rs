@@ -145,7 +145,7 @@ fn secret(
     stored_as: &str,
 ) {
     match configured {
-        Some(secret) if secret.expose().len() < 32 => report.line(
+        Some(secret) if secret.is_short() => report.line(
             Verdict::Warn,
             setting,
             "set, but shorter than 32 bytes; a longer random secret is safer",

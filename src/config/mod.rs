@@ -512,8 +512,16 @@ mod optional_addr {
 pub struct Secret(String);
 
 impl Secret {
+    /// Shorter than this, a secret is worth a warning (start-up, `latch check`).
+    pub const ADVISED_BYTES: usize = 32;
+
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Shorter than [`Secret::ADVISED_BYTES`]: guessable, if it was typed.
+    pub fn is_short(&self) -> bool {
+        self.0.len() < Secret::ADVISED_BYTES
     }
 }
 
