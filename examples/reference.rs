@@ -27,7 +27,7 @@ async fn main() {
     };
     let addr: std::net::SocketAddr = addr.parse().expect("an ADDR:PORT");
     let defaults = Config::default().database;
-    let store = Store::open(
+    let store = Store::open_sqlite(
         db.as_ref(),
         Duration::from_millis(defaults.busy_timeout_ms),
         defaults.pool_size,
@@ -41,49 +41,64 @@ async fn main() {
     let profile = warp::path!("api" / "auth" / "profile")
         .and(warp::get())
         .and(warp::header::<String>("authorization"))
-        .map(move |authorization: String| {
-            let user = authorization
-                .strip_prefix("Bearer ")
-                .and_then(|token| tokens.verify(token, TokenType::Access).ok())
-                .and_then(|claims| tokens::user_id(&claims))
-                .and_then(|id| profile_store.user_by_id(id).ok().flatten());
-            match user {
-                Some(u) => warp::reply::with_status(
-                    warp::reply::json(
-                        &json!({"id": u.id, "username": u.username, "email": u.email}),
+        .then(move |authorization: String| {
+            let store = profile_store.clone();
+            async move {
+                let id = authorization
+                    .strip_prefix("Bearer ")
+                    .and_then(|token| tokens.verify(token, TokenType::Access).ok())
+                    .and_then(|claims| tokens::user_id(&claims));
+                let user = match id {
+                    Some(id) => store.user_by_id(id).await.ok().flatten(),
+                    None => None,
+                };
+                match user {
+                    Some(u) => warp::reply::with_status(
+                        warp::reply::json(
+                            &json!({"id": u.id, "username": u.username, "email": u.email}),
+                        ),
+                        StatusCode::OK,
                     ),
-                    StatusCode::OK,
-                ),
-                None => warp::reply::with_status(
-                    warp::reply::json(&json!({})),
-                    StatusCode::UNAUTHORIZED,
-                ),
+                    None => warp::reply::with_status(
+                        warp::reply::json(&json!({})),
+                        StatusCode::UNAUTHORIZED,
+                    ),
+                }
             }
         });
 
     let refresh = warp::path!("api" / "auth" / "token" / "refresh")
         .and(warp::post())
         .and(warp::body::json())
-        .map(move |body: serde_json::Value| {
-            let usable = body["refresh"]
-                .as_str()
-                .and_then(|raw| Presented::verify(tokens, raw).ok())
-                .filter(|p| {
-                    let t = &p.token;
-                    store.refresh_state(t.user_id, &t.jti).is_ok_and(|s| {
-                        s.verdict(t.user_id, t.issued_at, tokens::unix_now(), 10)
-                            .is_usable()
-                    })
-                });
-            match usable {
-                Some(p) => warp::reply::with_status(
-                    warp::reply::json(&json!({"access": tokens.access_for_refresh(&p.claims)})),
-                    StatusCode::OK,
-                ),
-                None => warp::reply::with_status(
-                    warp::reply::json(&json!({})),
-                    StatusCode::UNAUTHORIZED,
-                ),
+        .then(move |body: serde_json::Value| {
+            let store = store.clone();
+            async move {
+                let presented = body["refresh"]
+                    .as_str()
+                    .and_then(|raw| Presented::verify(tokens, raw).ok());
+                let usable = match presented {
+                    Some(p) => {
+                        let t = &p.token;
+                        let state = store.refresh_state(t.user_id, &t.jti).await;
+                        state
+                            .is_ok_and(|s| {
+                                s.verdict(t.user_id, t.issued_at, tokens::unix_now(), 10)
+                                    .is_usable()
+                            })
+                            .then_some(p)
+                    }
+                    None => None,
+                };
+                match usable {
+                    Some(p) => warp::reply::with_status(
+                        warp::reply::json(&json!({"access": tokens.access_for_refresh(&p.claims)})),
+                        StatusCode::OK,
+                    ),
+                    None => warp::reply::with_status(
+                        warp::reply::json(&json!({})),
+                        StatusCode::UNAUTHORIZED,
+                    ),
+                }
             }
         });
 

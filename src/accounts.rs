@@ -20,11 +20,11 @@ pub async fn create(
     now: i64,
 ) -> Result<i64, ApiError> {
     let username = Username::parse(username).map_err(ApiError::Message)?;
-    if store.user_by_username(username.as_str())?.is_some() {
+    if store.user_by_username(username.as_str()).await?.is_some() {
         return Err(ApiError::message(USERNAME_TAKEN));
     }
     let email = Email::parse(email).map_err(ApiError::Message)?;
-    if store.user_by_email_key(email.key())?.is_some() {
+    if store.user_by_email_key(email.key()).await?.is_some() {
         return Err(ApiError::message(EMAIL_TAKEN));
     }
     let password_hash =
@@ -35,7 +35,7 @@ pub async fn create(
         email_key: email.key().to_string(),
         password_hash,
     };
-    match store.write(move |s| s.insert_user(&user, now)).await? {
+    match store.insert_user(user, now).await? {
         InsertUser::Created(id) => Ok(id),
         InsertUser::UsernameTaken => Err(ApiError::message(USERNAME_TAKEN)),
         InsertUser::EmailTaken => Err(ApiError::message(EMAIL_TAKEN)),
@@ -69,7 +69,7 @@ pub async fn set_password(
 ) -> Result<(), ApiError> {
     let hash = new_password_hash(hasher, policy, password, &user.username, &user.email).await?;
     let id = user.id;
-    if !store.write(move |s| s.set_password(id, &hash, now)).await? {
+    if !store.set_password(id, hash, now).await? {
         return Err(ApiError::message("User not found"));
     }
     Ok(())

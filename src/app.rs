@@ -19,7 +19,7 @@ use crate::mail::{self, Mailer, OutboxHealth};
 use crate::metrics::{Metrics, Sources};
 use crate::passwords::Hasher;
 use crate::reset::ResetLinks;
-use crate::store::{self, Store, TemporaryDatabase, settings};
+use crate::store::{self, Store, TemporaryDatabase};
 use crate::tokens::Tokens;
 use crate::validate::PasswordPolicy;
 
@@ -58,7 +58,7 @@ impl Server {
         // Declared before the store, so that on a failed start the store
         // closes before its folder is removed.
         let temporary = temporary_database(&db.path)?;
-        let store = Store::open(
+        let store = Store::open_sqlite(
             temporary.as_ref().map_or(&db.path, |t| t.path()),
             Duration::from_millis(db.busy_timeout_ms),
             db.pool_size,
@@ -67,9 +67,10 @@ impl Server {
             &store,
             config.jwt.secret.as_ref(),
             "jwt.secret",
-            settings::JWT_SECRET,
+            store::JWT_SECRET,
             temporary.is_some(),
-        )?;
+        )
+        .await?;
         // With EdDSA/RS256 the key files sign and the secret is unused.
         let tokens = Tokens::new(&config.jwt, secret.as_bytes())?;
         let threads = config.password.hash_threads();
@@ -85,9 +86,10 @@ impl Server {
             &store,
             config.reset.secret.as_ref(),
             "reset.secret",
-            settings::RESET_SECRET,
+            store::RESET_SECRET,
             temporary.is_some(),
-        )?;
+        )
+        .await?;
         let resets = Arc::new(ResetLinks::new(reset_secret.as_bytes(), &config.reset.url));
         let mailer = Mailer::from_config(&config, resets.clone())?;
         let password_policy = Arc::new(PasswordPolicy::from_config(&config.password));
@@ -320,7 +322,7 @@ fn temporary_database(path: &Path) -> anyhow::Result<Option<TemporaryDatabase>> 
 /// The configured secret `key`, or the one generated on a first start and
 /// kept in the database under `setting` (`temporary`: a database that goes
 /// at exit). Its value is never logged.
-fn stored_secret(
+async fn stored_secret(
     store: &Store,
     configured: Option<&Secret>,
     key: &str,
@@ -333,12 +335,11 @@ fn stored_secret(
         }
         return Ok(secret.expose().to_string());
     }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
     let (secret, created) = store
-        .setting_or_insert(setting, || {
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        })
+        .setting_or_insert(setting, hex::encode(bytes))
+        .await
         .with_context(|| format!("reading the stored {key}"))?;
     if created && temporary {
         tracing::info!(

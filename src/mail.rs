@@ -329,7 +329,7 @@ pub async fn run_outbox(
         let pause = match worker.deliver_due().await {
             Ok(Pass { more_due: true, .. }) => continue,
             Ok(Pass { trouble, .. }) => {
-                let pause = worker.next_wakeup();
+                let pause = worker.next_wakeup().await;
                 // A local failure may have left a mail due at once (its
                 // failed attempt could not be recorded): don't spin on it.
                 if trouble {
@@ -385,7 +385,7 @@ impl Worker {
     async fn deliver_due(&mut self) -> anyhow::Result<Pass> {
         let mut trouble = !self.retry_removals().await;
         let now = now_ms();
-        match self.store.write(move |s| s.discard_stale_mail(now)).await {
+        match self.store.discard_stale_mail(now).await {
             Ok(0) => {}
             Ok(stale) => tracing::warn!(
                 count = stale,
@@ -400,12 +400,14 @@ impl Worker {
         let due = self
             .store
             .due_mail(now, BATCH, &self.unremoved_ids())
+            .await
             .inspect_err(|err| self.count_store_error(err))?;
         let full_batch = due.len() as i64 == BATCH;
         if due.is_empty()
             && self
                 .store
-                .next_mail_due_ms(&self.unremoved_ids())?
+                .next_mail_due_ms(&self.unremoved_ids())
+                .await?
                 .is_none()
         {
             // Nothing waits: nothing is stuck.
@@ -437,11 +439,7 @@ impl Worker {
                     let next = now_ms().saturating_add(delay.as_millis() as i64);
                     tracing::warn!(mail_id = id, attempt = mail.attempts + 1, retry_in_ms = delay.as_millis() as u64,
                         error = %why, "outbox: delivery failed; will retry");
-                    if let Err(err) = self
-                        .store
-                        .write(move |s| s.mail_failed(id, next, &why))
-                        .await
-                    {
+                    if let Err(err) = self.store.mail_failed(id, next, why).await {
                         self.count_store_error(&err);
                         tracing::warn!(mail_id = id, error = %err, "outbox: could not record a failed delivery");
                         trouble = true;
@@ -488,7 +486,7 @@ impl Worker {
     /// One attempt at removing an owed mail: forgotten once its row is gone,
     /// tried again later, after a growing pause, if not.
     async fn try_remove(&mut self, id: i64) -> bool {
-        let result = self.store.write(move |s| s.remove_mail(id)).await;
+        let result = self.store.remove_mail(id).await;
         let Some(removal) = self.unremoved.get_mut(&id) else {
             return true;
         };
@@ -526,8 +524,8 @@ impl Worker {
 
     /// How long to sleep when nothing is due right now: until the next mail
     /// or the next owed removal is due, at most `IDLE_CHECK`.
-    fn next_wakeup(&self) -> Duration {
-        let next_mail = match self.store.next_mail_due_ms(&self.unremoved_ids()) {
+    async fn next_wakeup(&self) -> Duration {
+        let next_mail = match self.store.next_mail_due_ms(&self.unremoved_ids()).await {
             Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64),
             Ok(None) => IDLE_CHECK,
             Err(_) => FIRST_RETRY,

@@ -227,12 +227,12 @@ impl Metrics {
 
     /// The text a scrape gets: the counters as they are, and the gauges read
     /// now from `sources`.
-    pub fn render(&self, sources: &Sources) -> String {
+    pub async fn render(&self, sources: &Sources) -> String {
         self.hash_queue_depth
             .set(gauge_value(sources.hasher.queued()));
         self.hash_queue_capacity
             .set(gauge_value(sources.hasher.queue_capacity()));
-        match sources.store.outbox_backlog() {
+        match sources.store.outbox_backlog().await {
             Ok(backlog) => {
                 self.outbox_pending.set(backlog.pending);
                 self.outbox_oldest_age

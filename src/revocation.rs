@@ -76,12 +76,12 @@ pub async fn check(
     grace: i64,
 ) -> Result<(), ApiError> {
     let token = &presented.token;
-    let state = store.refresh_state(token.user_id, &token.jti)?;
+    let state = store.refresh_state(token.user_id, &token.jti).await?;
     match state.verdict(token.user_id, token.issued_at, now, grace) {
         Verdict::Usable | Verdict::InGrace => Ok(()),
         Verdict::Reused => {
             let jti = token.jti.clone();
-            store.write(move |s| s.revoke_family_of(&jti, now)).await?;
+            store.revoke_family_of(jti, now).await?;
             reuse_detected(token.user_id);
             Err(refusal(Verdict::Reused))
         }
@@ -112,10 +112,7 @@ pub async fn record_login(
 ) -> Result<(), ApiError> {
     let token = issued(pair)?;
     let user_id = token.user_id;
-    match store
-        .write(move |s| s.record_login_token(&token, &verified_hash, now))
-        .await
-    {
+    match store.record_login_token(token, verified_hash, now).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::no_active_account()),
         Err(StoreError::Unavailable(why)) => {
@@ -141,7 +138,7 @@ pub async fn rotate(
     let new = issued(&pair)?;
     let (user_id, new_jti) = (new.user_id, new.jti.clone());
     let outcome = store
-        .write(move |s| s.rotate_refresh_token(&presented.token, &new, now, grace))
+        .rotate_refresh_token(presented.token, new, now, grace)
         .await?;
     match outcome {
         Rotation::Rotated(token) if token.jti == new_jti => Ok(pair),
@@ -163,11 +160,11 @@ pub async fn rotate(
 /// nothing: only the first call takes the database's writer.
 pub async fn blacklist(store: &Store, presented: Presented, now: i64) -> Result<(), ApiError> {
     let token = presented.token;
-    let state = store.refresh_state(token.user_id, &token.jti)?;
+    let state = store.refresh_state(token.user_id, &token.jti).await?;
     let done = state.blacklisted && state.row.as_ref().is_none_or(|r| r.revoked_at.is_some());
     if !done {
         store
-            .write(move |s| s.blacklist_token(&token.jti, token.expires_at, now))
+            .blacklist_token(token.jti, token.expires_at, now)
             .await?;
     }
     Ok(())
@@ -175,8 +172,6 @@ pub async fn blacklist(store: &Store, presented: Presented, now: i64) -> Result<
 
 /// Revokes every refresh token of the user.
 pub async fn logout_everywhere(store: &Store, user_id: i64, now: i64) -> Result<(), ApiError> {
-    store
-        .write(move |s| s.revoke_user_tokens(user_id, now))
-        .await?;
+    store.revoke_user_tokens(user_id, now).await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use super::{Failure, Outcome, Target, block_on};
 use crate::config::{Config, JwtAlgorithm, MailTransport, Secret};
 use crate::mail::Outgoing;
-use crate::store::{self, settings};
+use crate::store;
 use crate::tokens::Tokens;
 
 #[derive(Args, Debug)]
@@ -65,14 +65,14 @@ pub fn run(config: Config, warnings: &[String]) -> Outcome {
         "jwt.secret",
         config.jwt.secret.as_ref(),
         &stored,
-        settings::JWT_SECRET,
+        store::JWT_SECRET,
     );
     secret(
         &mut report,
         "reset.secret",
         config.reset.secret.as_ref(),
         &stored,
-        settings::RESET_SECRET,
+        store::RESET_SECRET,
     );
     keys(&config, &stored, &mut report);
     mail(&config, &mut report);
@@ -171,7 +171,7 @@ fn keys(config: &Config, stored: &[String], report: &mut Report) {
         jwt.algorithm,
         JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512
     );
-    if hmac && jwt.secret.is_none() && !stored.iter().any(|s| s == settings::JWT_SECRET) {
+    if hmac && jwt.secret.is_none() && !stored.iter().any(|s| s == store::JWT_SECRET) {
         return;
     }
     // An HMAC key's bytes do not matter here, only the key files' do.

@@ -69,12 +69,15 @@ pub fn run(config: Config, from: ImportFrom) -> Outcome {
     }
     let tools = Tools::open(config, Missing::Create)?;
     let plan = if dry_run {
-        import::dry_run(&tools.store, read.table)?
+        tools.block_on(import::dry_run(&tools.store, read.table))?
     } else {
         let progress = Progress::new();
-        let plan = import::run(&tools.store, read.table, skip_conflicts, &|done, total| {
-            progress.show(done, total)
-        })?;
+        let plan = tools.block_on(import::run(
+            &tools.store,
+            read.table,
+            skip_conflicts,
+            &|done, total| progress.show(done, total),
+        ))?;
         progress.finish();
         plan
     };

@@ -87,6 +87,8 @@ pub fn finish(outcome: Outcome) -> ExitCode {
 /// What the account commands work with: the same store, hashing and
 /// password policy the server builds from the same configuration.
 pub struct Tools {
+    /// Runs the commands' async calls; the store's connections live on it.
+    runtime: tokio::runtime::Runtime,
     pub config: Config,
     pub store: Store,
     pub hasher: Hasher,
@@ -122,11 +124,13 @@ impl Tools {
                 )));
             }
         }
-        let store = Store::open(&db.path, busy, 2)?;
+        let runtime = runtime();
+        let store = Store::open_sqlite(&db.path, busy, 2)?;
         let params = config.password.scrypt_params()?;
         let hasher = Hasher::new(params, 1, 4)?;
         let policy = PasswordPolicy::from_config(&config.password);
         Ok(Tools {
+            runtime,
             config,
             store,
             hasher,
@@ -138,25 +142,36 @@ impl Tools {
     /// The user named `who`, or else (when `who` is a number) the one with
     /// that id: a username may be all digits, and then it wins.
     pub fn find_user(&self, who: &str) -> Result<User, Failure> {
-        if let Some(user) = self.store.user_by_username(who)? {
-            return Ok(user);
-        }
-        if let Ok(id) = who.parse::<i64>()
-            && let Some(user) = self.store.user_by_id(id)?
-        {
-            return Ok(user);
-        }
-        Err(Failure(format!("no user with the username or id {who:?}")))
+        self.block_on(async {
+            if let Some(user) = self.store.user_by_username(who).await? {
+                return Ok(user);
+            }
+            if let Ok(id) = who.parse::<i64>()
+                && let Some(user) = self.store.user_by_id(id).await?
+            {
+                return Ok(user);
+            }
+            Err(Failure(format!("no user with the username or id {who:?}")))
+        })
+    }
+
+    /// Runs one of the command's async calls (a store call, hashing).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 }
 
-/// A single-threaded runtime for a command's async calls (hashing, writes).
-pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// A single-threaded runtime for a command's async calls.
+fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a current-thread runtime starts")
-        .block_on(future)
+}
+
+/// Runs a command's async calls that need no store.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
 }
 
 /// A password typed twice at the terminal, or one line from stdin with

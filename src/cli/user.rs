@@ -6,7 +6,7 @@ use std::io::{IsTerminal as _, Write as _};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{Failure, Missing, Outcome, Target, Tools, block_on, read_password, timestamp};
+use super::{Failure, Missing, Outcome, Target, Tools, read_password, timestamp};
 use crate::accounts;
 use crate::config::Config;
 use crate::passwords::{self, HashFormat};
@@ -92,7 +92,7 @@ fn create(tools: &Tools, username: &str, email: &str, password_stdin: bool) -> O
     let password = read_password(password_stdin)?;
     let now = tools.clock.now();
     let account = (username, email, password);
-    let id = block_on(accounts::create(
+    let id = tools.block_on(accounts::create(
         &tools.store,
         &tools.hasher,
         &tools.policy,
@@ -100,15 +100,14 @@ fn create(tools: &Tools, username: &str, email: &str, password_stdin: bool) -> O
         now,
     ))?;
     let user = tools
-        .store
-        .user_by_id(id)?
+        .block_on(tools.store.user_by_id(id))?
         .ok_or_else(|| Failure(format!("user {id} was deleted meanwhile")))?;
     println!("created user {} (id {id})", user.username);
     Ok(())
 }
 
 fn list(tools: &Tools, as_json: bool) -> Outcome {
-    let users = tools.store.users()?;
+    let users = tools.block_on(tools.store.users())?;
     let mut out = std::io::stdout().lock();
     if as_json {
         let all: Vec<Value> = users.iter().map(user_json).collect();
@@ -178,7 +177,7 @@ fn set_password(tools: &Tools, who: &str, password_stdin: bool) -> Outcome {
     let user = tools.find_user(who)?;
     let password = read_password(password_stdin)?;
     let now = tools.clock.now();
-    block_on(accounts::set_password(
+    tools.block_on(accounts::set_password(
         &tools.store,
         &tools.hasher,
         &tools.policy,
@@ -197,7 +196,7 @@ fn set_active(tools: &Tools, who: &str, active: bool) -> Outcome {
     let user = tools.find_user(who)?;
     let now = tools.clock.now();
     let id = user.id;
-    if !block_on(tools.store.write(move |s| s.set_active(id, active, now)))? {
+    if !tools.block_on(tools.store.set_active(id, active, now))? {
         return Err(Failure(format!("user {who:?} was deleted meanwhile")));
     }
     match active {
@@ -216,7 +215,7 @@ fn delete(tools: &Tools, who: &str, yes: bool) -> Outcome {
         return Err(Failure::new("not confirmed; nothing was deleted"));
     }
     let id = user.id;
-    if !block_on(tools.store.write(move |s| s.delete_user(id)))? {
+    if !tools.block_on(tools.store.delete_user(id))? {
         return Err(Failure(format!("user {who:?} was deleted meanwhile")));
     }
     println!("deleted {} (id {id})", user.username);

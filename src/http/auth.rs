@@ -76,7 +76,7 @@ async fn check_credentials(
     username: &str,
     password: &str,
 ) -> Result<Option<(User, bool)>, ApiError> {
-    let Some(user) = state.store.user_by_username(username)? else {
+    let Some(user) = state.store.user_by_username(username).await? else {
         state.hasher.verify_dummy(password.to_string()).await?;
         return Ok(None);
     };
@@ -104,7 +104,7 @@ fn upgrade_hash_later(state: &AppState, user: &User, password: String) {
         };
         match state
             .store
-            .write(move |s| s.upgrade_password_hash(id, &old_hash, &new_hash))
+            .upgrade_password_hash(id, old_hash, new_hash)
             .await
         {
             Ok(true) => tracing::info!(
@@ -137,7 +137,7 @@ async fn refresh(state: AppState, req: Request) -> HandlerResult {
 
 /// `GET profile/` with `Authorization: Bearer <access>` -> `{"id", "username", "email"}`.
 async fn profile(state: AppState, req: Request) -> HandlerResult {
-    let user = authenticate(&state, &req)?;
+    let user = authenticate(&state, &req).await?;
     reply_no_store(json!({"id": user.id, "username": user.username, "email": user.email}))
 }
 
@@ -151,7 +151,7 @@ pub(super) const USER_NOT_FOUND: (&str, &str) = ("User not found", "user_not_fou
 pub(super) const USER_INACTIVE: (&str, &str) = ("User is inactive", "user_inactive");
 
 /// simplejwt's `JWTAuthentication`, step by step and in its words.
-pub(super) fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiError> {
+pub(super) async fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiError> {
     let raw = req
         .headers
         .get(header::AUTHORIZATION)
@@ -177,7 +177,7 @@ pub(super) fn authenticate(state: &AppState, req: &Request) -> Result<User, ApiE
         .map_err(|e| ApiError::access_token_not_valid(e.message()))?;
     let id = tokens::user_id(&claims).ok_or_else(|| ApiError::token_not_valid(NO_USER_ID))?;
     let refused = |(detail, code)| Err(ApiError::authentication_failed(detail, code));
-    match state.store.user_by_id(id)? {
+    match state.store.user_by_id(id).await? {
         None => refused(USER_NOT_FOUND),
         Some(user) if !user.is_active => refused(USER_INACTIVE),
         Some(user) => Ok(user),

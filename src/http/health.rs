@@ -21,7 +21,7 @@ pub fn routes() -> [Route; 2] {
 }
 
 async fn healthz(state: AppState, _req: Request) -> HandlerResult {
-    if state.store.is_healthy() {
+    if state.store.is_healthy().await {
         reply(StatusCode::OK, json!({"status": "ok"}))
     } else {
         reply(
@@ -83,7 +83,7 @@ async fn database_writable(state: &AppState) -> bool {
     {
         return writable;
     }
-    let result = state.store.write(|s| s.probe_write()).await;
+    let result = state.store.probe_write().await;
     if let Err(err) = &result {
         tracing::warn!(error = %err, "readyz: the database does not take writes");
     }

@@ -40,19 +40,13 @@ pub fn routes(
                     }
                     .into_response();
                 }
-                // The outbox query and the file read stay off the async threads.
-                match tokio::task::spawn_blocking(move || metrics.render(&sources)).await {
-                    Ok(text) => {
-                        let mut response = Response::new(text.into());
-                        *response.status_mut() = StatusCode::OK;
-                        response
-                            .headers_mut()
-                            .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-                        response
-                    }
-                    Err(err) => ApiError::Internal(format!("rendering the metrics failed: {err}"))
-                        .into_response(),
-                }
+                let text = metrics.render(&sources).await;
+                let mut response = Response::new(text.into());
+                *response.status_mut() = StatusCode::OK;
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+                response
             }
         })
 }

@@ -45,7 +45,8 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
     let email_key = email_lookup_key(&email);
     let user = state
         .store
-        .user_by_email_key(&email_key)?
+        .user_by_email_key(&email_key)
+        .await?
         .filter(|u| u.is_active);
     let Some(user) = user else {
         if state.config.reset.reveal_unknown_email {
@@ -65,7 +66,7 @@ async fn request_reset(state: AppState, req: Request) -> HandlerResult {
     // The token and its mail are stored together, then the 200 is sent.
     let stored = state
         .store
-        .write(move |s| s.create_reset_token(user.id, expires_at, &mail, now))
+        .create_reset_token(user.id, expires_at, mail, now)
         .await;
     if let Err(err) = stored {
         if let Some(limits) = &state.limits {
@@ -87,10 +88,7 @@ fn link_sent() -> HandlerResult {
 /// tells the cases apart.
 async fn link_not_sent(state: &AppState, email: &str, now: i64) -> HandlerResult {
     let (mail, _) = reset_mail(state, email, now);
-    state
-        .store
-        .write(move |s| s.reset_decoy_write(&mail, now))
-        .await?;
+    state.store.reset_decoy_write(mail, now).await?;
     link_sent()
 }
 
@@ -121,13 +119,13 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
     };
     // A user deactivated after asking for the link cannot use it.
     let user = match decode_uid(&uid) {
-        Some(id) => state.store.user_by_id(id)?,
+        Some(id) => state.store.user_by_id(id).await?,
         None => None,
     }
     .filter(|u| u.is_active)
     .ok_or_else(|| ApiError::message(INVALID_UID))?;
     let now = state.clock.now();
-    let live = state.store.live_reset_tokens(user.id, now)?;
+    let live = state.store.live_reset_tokens(user.id, now).await?;
     let token_id = state
         .resets
         .find(&token, user.id, &live)
@@ -149,7 +147,7 @@ async fn confirm_reset(state: AppState, req: Request) -> HandlerResult {
     // Checked again inside the write: of two racing confirmations, one wins.
     let changed = state
         .store
-        .write(move |s| s.reset_password(user.id, token_id, &new_hash, now))
+        .reset_password(user.id, token_id, new_hash, now)
         .await?;
     if !changed {
         return Err(ApiError::message(INVALID_TOKEN));

@@ -54,7 +54,7 @@ async fn blacklist(state: AppState, req: Request) -> HandlerResult {
 /// `POST logout/all/` with `Authorization: Bearer <access>` -> `{}`: every
 /// refresh token of the user stops working.
 async fn logout_all(state: AppState, req: Request) -> HandlerResult {
-    let user = authenticate(&state, &req)?;
+    let user = authenticate(&state, &req).await?;
     revocation::logout_everywhere(&state.store, user.id, state.clock.now()).await?;
     reply_no_store(json!({}))
 }

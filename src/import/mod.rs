@@ -90,29 +90,31 @@ pub struct Plan {
 
 /// What an import would do, against what the store holds now. Reads only
 /// (for `--dry-run`).
-pub fn dry_run(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
-    Ok(plan(store.holdings()?, table))
+pub async fn dry_run(store: &Store, table: DjangoTable) -> StoreResult<Plan> {
+    Ok(plan(store.holdings().await?, table))
 }
 
 /// Plans and writes in one transaction, under the write lock: the new users
 /// go in unless there are conflicts and `skip_conflicts` is false, in which
 /// case nothing is written. The plan says what was found.
-pub fn run(
+pub async fn run(
     store: &Store,
     table: DjangoTable,
     skip_conflicts: bool,
     progress: &dyn Fn(usize, usize),
 ) -> StoreResult<Plan> {
-    store.import_users(
-        |holdings| plan(holdings, table),
-        |plan: &Plan| {
-            (plan.conflicts.is_empty() || skip_conflicts).then(|| ImportWrite {
-                users: &plan.new,
-                id_floor: plan.id_floor,
-            })
-        },
-        progress,
-    )
+    store
+        .import_users(
+            |holdings| plan(holdings, table),
+            |plan: &Plan| {
+                (plan.conflicts.is_empty() || skip_conflicts).then(|| ImportWrite {
+                    users: &plan.new,
+                    id_floor: plan.id_floor,
+                })
+            },
+            progress,
+        )
+        .await
 }
 
 /// Ids above this cannot be read exactly by JavaScript clients (profile's

@@ -26,7 +26,7 @@ fn table(users: Vec<DjangoUser>, max_id_ever: i64) -> DjangoTable {
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
+    let store = Store::open_sqlite(
         &dir.path().join("t.db"),
         std::time::Duration::from_secs(1),
         2,
@@ -39,8 +39,8 @@ fn reasons(plan: &Plan) -> Vec<String> {
     plan.conflicts.iter().map(ToString::to_string).collect()
 }
 
-#[test]
-fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
+#[tokio::test]
+async fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
     let (_dir, store) = store();
     let mut staff = django(7, "Zoë", "");
     staff.is_staff = true;
@@ -50,18 +50,24 @@ fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
         staff,
         django(9, "bob", ""),
     ];
-    let plan = run(&store, table(users, 12), false, &|_, _| {}).unwrap();
+    let plan = run(&store, table(users, 12), false, &|_, _| {})
+        .await
+        .unwrap();
     assert_eq!(reasons(&plan), Vec::<String>::new());
     assert_eq!(plan.id_floor, 12);
 
-    let zoe = store.user_by_id(7).unwrap().unwrap();
+    let zoe = store.user_by_id(7).await.unwrap().unwrap();
     assert_eq!(zoe.username, "Zoë");
     assert_eq!((zoe.email.as_str(), zoe.email_key), ("", None));
     assert!(zoe.is_staff && !zoe.is_superuser && zoe.is_active);
     assert_eq!(zoe.last_login, Some(1714979289));
     assert_eq!(zoe.date_joined, 1704164645);
     assert_eq!(zoe.password_hash, django_hash(7));
-    let ann = store.user_by_email_key("ann@example.com").unwrap().unwrap();
+    let ann = store
+        .user_by_email_key("ann@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((ann.id, ann.email.as_str()), (2, "Ann@Example.com"));
 
     let new = NewUser {
@@ -71,35 +77,40 @@ fn users_are_kept_with_their_ids_and_new_ids_start_above_every_django_id() {
         password_hash: "h".into(),
     };
     assert_eq!(
-        store.insert_user(&new, 0).unwrap(),
+        store.insert_user(new.clone(), 0).await.unwrap(),
         crate::store::InsertUser::Created(13),
         "above Django's sequence (12), not just its largest id left (9)"
     );
 }
 
-#[test]
-fn a_second_run_leaves_everyone_alone_including_changed_hashes() {
+#[tokio::test]
+async fn a_second_run_leaves_everyone_alone_including_changed_hashes() {
     let (_dir, store) = store();
     let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
-    run(&store, table(users.clone(), 2), false, &|_, _| {}).unwrap();
+    run(&store, table(users.clone(), 2), false, &|_, _| {})
+        .await
+        .unwrap();
     assert!(
         store
-            .upgrade_password_hash(1, &django_hash(1), "$scrypt$new")
+            .upgrade_password_hash(1, django_hash(1), "$scrypt$new".into())
+            .await
             .unwrap()
     );
-    let again = run(&store, table(users, 2), false, &|_, _| {}).unwrap();
+    let again = run(&store, table(users, 2), false, &|_, _| {})
+        .await
+        .unwrap();
     assert_eq!(
         (again.new.len(), again.present, again.conflicts.len()),
         (0, 2, 0)
     );
     assert_eq!(
-        store.user_by_id(1).unwrap().unwrap().password_hash,
+        store.user_by_id(1).await.unwrap().unwrap().password_hash,
         "$scrypt$new"
     );
 }
 
-#[test]
-fn conflicts_are_named_and_nothing_is_merged() {
+#[tokio::test]
+async fn conflicts_are_named_and_nothing_is_merged() {
     let (_dir, store) = store();
     // Latch users that were here first.
     for (name, email) in [("ann", "ann@x.io"), ("taken", "t@x.io")] {
@@ -109,7 +120,7 @@ fn conflicts_are_named_and_nothing_is_merged() {
             email_key: email.into(),
             password_hash: "h".into(),
         };
-        store.insert_user(&new, 0).unwrap();
+        store.insert_user(new.clone(), 0).await.unwrap();
     }
     let users = vec![
         django(1, "not-ann", "z@x.io"),         // id 1 is latch's ann
@@ -126,7 +137,7 @@ fn conflicts_are_named_and_nothing_is_merged() {
     bad_date.date_joined = "yesterday".into();
     let mut users = users;
     users.push(bad_date);
-    let plan = dry_run(&store, table(users, 18)).unwrap();
+    let plan = dry_run(&store, table(users, 18)).await.unwrap();
     let found = reasons(&plan);
     let expect = [
         r#""not-ann" (id 1): its id is taken by the latch user "ann""#,
@@ -150,8 +161,8 @@ fn conflicts_are_named_and_nothing_is_merged() {
     assert_eq!(plan.new[0].username, "ok");
 }
 
-#[test]
-fn ids_of_deleted_latch_accounts_are_never_given_again() {
+#[tokio::test]
+async fn ids_of_deleted_latch_accounts_are_never_given_again() {
     // A latch account, deleted: its id (and its tokens) must stay dead.
     let (_dir, store) = store();
     let ann = NewUser {
@@ -160,9 +171,11 @@ fn ids_of_deleted_latch_accounts_are_never_given_again() {
         email_key: "a@x.io".into(),
         password_hash: "h".into(),
     };
-    store.insert_user(&ann, 0).unwrap();
-    assert!(store.delete_user(1).unwrap());
-    let plan = dry_run(&store, table(vec![django(1, "dj", "dj@x.io")], 1)).unwrap();
+    store.insert_user(ann.clone(), 0).await.unwrap();
+    assert!(store.delete_user(1).await.unwrap());
+    let plan = dry_run(&store, table(vec![django(1, "dj", "dj@x.io")], 1))
+        .await
+        .unwrap();
     assert_eq!(
         reasons(&plan),
         [
@@ -173,15 +186,22 @@ fn ids_of_deleted_latch_accounts_are_never_given_again() {
     // An imported user deleted in latch does not come back on a re-run.
     let (_dir2, store) = self::store();
     let users = vec![django(1, "ann", "a@x.io"), django(2, "bob", "b@x.io")];
-    run(&store, table(users.clone(), 2), false, &|_, _| {}).unwrap();
-    assert!(store.delete_user(2).unwrap());
-    let again = run(&store, table(users, 2), true, &|_, _| {}).unwrap();
+    run(&store, table(users.clone(), 2), false, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(store.delete_user(2).await.unwrap());
+    let again = run(&store, table(users, 2), true, &|_, _| {})
+        .await
+        .unwrap();
     assert_eq!(again.conflicts.len(), 1, "{:?}", reasons(&again));
-    assert!(store.user_by_id(2).unwrap().is_none(), "bob stays deleted");
+    assert!(
+        store.user_by_id(2).await.unwrap().is_none(),
+        "bob stays deleted"
+    );
 }
 
-#[test]
-fn an_export_that_repeats_an_id_or_a_username_is_a_conflict() {
+#[tokio::test]
+async fn an_export_that_repeats_an_id_or_a_username_is_a_conflict() {
     let (_dir, store) = store();
     let users = vec![
         django(5, "five", ""),
@@ -190,7 +210,7 @@ fn an_export_that_repeats_an_id_or_a_username_is_a_conflict() {
         django(7, "dup", "seven@x.io"),
         django(8, "fine", ""),
     ];
-    let plan = dry_run(&store, table(users, 8)).unwrap();
+    let plan = dry_run(&store, table(users, 8)).await.unwrap();
     assert_eq!(
         reasons(&plan),
         [
@@ -203,14 +223,16 @@ fn an_export_that_repeats_an_id_or_a_username_is_a_conflict() {
     assert_eq!(plan.new.len(), 1);
 }
 
-#[test]
-fn a_stopped_import_writes_nothing_not_even_the_id_floor() {
+#[tokio::test]
+async fn a_stopped_import_writes_nothing_not_even_the_id_floor() {
     let (_dir, store) = store();
     let users = vec![django(1, "ok", ""), django(2, "bad name", "")];
-    let plan = run(&store, table(users, 500), false, &|_, _| {}).unwrap();
+    let plan = run(&store, table(users, 500), false, &|_, _| {})
+        .await
+        .unwrap();
     assert_eq!(plan.conflicts.len(), 1);
-    assert!(store.user_by_id(1).unwrap().is_none());
-    assert_eq!(store.holdings().unwrap().max_id_ever, 0);
+    assert!(store.user_by_id(1).await.unwrap().is_none());
+    assert_eq!(store.holdings().await.unwrap().max_id_ever, 0);
     // With --skip-conflicts the rest goes in, and ids start above Django's.
     run(
         &store,
@@ -218,15 +240,18 @@ fn a_stopped_import_writes_nothing_not_even_the_id_floor() {
         true,
         &|_, _| {},
     )
+    .await
     .unwrap();
-    assert!(store.user_by_id(1).unwrap().is_some());
-    assert_eq!(store.holdings().unwrap().max_id_ever, 500);
+    assert!(store.user_by_id(1).await.unwrap().is_some());
+    assert_eq!(store.holdings().await.unwrap().max_id_ever, 500);
 }
 
-#[test]
-fn ids_javascript_cannot_represent_are_refused() {
+#[tokio::test]
+async fn ids_javascript_cannot_represent_are_refused() {
     let (_dir, store) = store();
-    let plan = dry_run(&store, table(vec![django(1 << 60, "big", "")], 1 << 60)).unwrap();
+    let plan = dry_run(&store, table(vec![django(1 << 60, "big", "")], 1 << 60))
+        .await
+        .unwrap();
     assert_eq!(plan.conflicts.len(), 1);
     assert!(
         plan.conflicts[0]
@@ -247,15 +272,15 @@ fn django_times_in_every_form_it_writes() {
     assert_eq!(django_time("02/01/2024"), None);
 }
 
-#[test]
-fn hashes_latch_cannot_check_are_imported_with_a_warning_and_formats_are_counted() {
+#[tokio::test]
+async fn hashes_latch_cannot_check_are_imported_with_a_warning_and_formats_are_counted() {
     let (_dir, store) = store();
     let mut md5 = django(1, "old", "");
     md5.password = "md5$salt$0123456789abcdef0123456789abcdef".into();
     let mut unusable = django(2, "nopass", "");
     unusable.password = "!x7Yq2".into();
     let users = vec![md5, unusable, django(3, "ann", ""), django(4, "bob", "")];
-    let plan = dry_run(&store, table(users, 4)).unwrap();
+    let plan = dry_run(&store, table(users, 4)).await.unwrap();
     assert_eq!(plan.new.len(), 4, "not conflicts: they are imported");
     let formats: Vec<(&str, usize)> = plan.formats.iter().map(|(f, n)| (f.as_str(), *n)).collect();
     assert_eq!(

@@ -40,7 +40,7 @@ async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_i
     crate::helpers::wait_until(
         std::time::Duration::from_secs(30),
         "50 registrations",
-        || acknowledged.lock().unwrap().len() >= 50,
+        async || acknowledged.lock().unwrap().len() >= 50,
     )
     .await;
 
@@ -64,7 +64,7 @@ async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_i
     crate::helpers::wait_until(
         std::time::Duration::from_secs(30),
         "more registrations",
-        || acknowledged.lock().unwrap().len() >= at_backup + 20,
+        async || acknowledged.lock().unwrap().len() >= at_backup + 20,
     )
     .await;
     stop.store(true, Ordering::SeqCst);

@@ -359,9 +359,9 @@ pub fn in_ci() -> bool {
 /// Waits until `done` holds, checking every 20 ms; fails the test with
 /// `what` if it does not within `timeout`. For events the test cannot be
 /// told about directly (a row going away, a worker having tried).
-pub async fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+pub async fn wait_until(timeout: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
     let start = std::time::Instant::now();
-    while !done() {
+    while !done().await {
         assert!(start.elapsed() < timeout, "{what} (waited {timeout:?})");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -188,7 +188,7 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
     wait_until(
         std::time::Duration::from_secs(10),
         "hashes upgraded",
-        || {
+        async || {
             app.scalar::<i64>("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$scrypt$%'")
                 == with_passwords
         },

@@ -21,10 +21,10 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
     wait_until(
         Duration::from_secs(5),
         "the worker never tried the queued mail",
-        || app.scalar::<i64>("SELECT MIN(attempts) FROM outbox") >= 1,
+        async || app.scalar::<i64>("SELECT MIN(attempts) FROM outbox") >= 1,
     )
     .await;
-    assert_eq!(app.store().queued_mail_count().unwrap(), 3);
+    assert_eq!(app.store().queued_mail_count().await.unwrap(), 3);
     assert!(app.smtp.received().is_empty());
 
     app.smtp.come_up();
@@ -37,7 +37,7 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
     wait_until(
         Duration::from_secs(5),
         "delivered mail stayed in the outbox",
-        || app.store().queued_mail_count().unwrap() == 0,
+        async || app.store().queued_mail_count().await.unwrap() == 0,
     )
     .await;
 }
@@ -103,8 +103,8 @@ fn allow_outbox_deletes(app: &TestApp) {
         .unwrap();
 }
 
-fn queued(app: &TestApp) -> i64 {
-    app.store().queued_mail_count().unwrap()
+async fn queued(app: &TestApp) -> i64 {
+    app.store().queued_mail_count().await.unwrap()
 }
 
 #[tokio::test]
@@ -120,7 +120,7 @@ async fn a_delivered_mail_is_not_sent_again_when_removing_it_fails() {
     // give a worker that re-sends room to do it two or three times.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        queued(&app),
+        queued(&app).await,
         1,
         "the injected failure did not happen: the row was removed"
     );
@@ -136,7 +136,7 @@ async fn a_delivered_mail_is_not_sent_again_when_removing_it_fails() {
     wait_until(
         Duration::from_secs(10),
         "the delivered mail never left the outbox",
-        || queued(&app) == 0,
+        async || queued(&app).await == 0,
     )
     .await;
     assert_eq!(app.smtp.received().len(), 1);
@@ -160,5 +160,5 @@ async fn a_mail_that_cannot_be_removed_does_not_hold_up_the_others() {
     // And neither is sent again while its row stays.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(app.smtp.received().len(), 2);
-    assert_eq!(queued(&app), 2);
+    assert_eq!(queued(&app).await, 2);
 }

@@ -48,9 +48,11 @@ async fn full_reset_flow_through_a_real_smtp_server() {
     assert!(token.len() >= 22, "at least 128 bits: {token}");
     // Delivered mail leaves the outbox by itself, while its token is alive
     // (using or deleting the token would take the row with it).
-    wait_until(MAIL_WAIT, "delivered mail stayed in the outbox", || {
-        app.store().queued_mail_count().unwrap() == 0
-    })
+    wait_until(
+        MAIL_WAIT,
+        "delivered mail stayed in the outbox",
+        async || app.store().queued_mail_count().await.unwrap() == 0,
+    )
     .await;
     let live_tokens: i64 = app.scalar("SELECT COUNT(*) FROM reset_tokens");
     assert_eq!(live_tokens, 1, "the token went before its mail was removed");
@@ -74,7 +76,7 @@ async fn full_reset_flow_through_a_real_smtp_server() {
         .assert(400, BAD_TOKEN);
     assert_eq!(app.login("alice", "brand-new-password").await.status, 200);
     assert_eq!(
-        app.store().queued_mail_count().unwrap(),
+        app.store().queued_mail_count().await.unwrap(),
         0,
         "delivered mail leaves the outbox"
     );
@@ -115,7 +117,7 @@ async fn reset_request_errors() {
     app.request_reset("not an address")
         .await
         .assert(400, r#"{"error":"User with this email does not exist"}"#);
-    assert_eq!(app.store().queued_mail_count().unwrap(), 0);
+    assert_eq!(app.store().queued_mail_count().await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -296,10 +298,10 @@ async fn mail_for_a_dead_token_is_dropped_from_the_queue() {
     app.request_reset("alice@example.com")
         .await
         .assert(200, SENT);
-    assert_eq!(app.store().queued_mail_count().unwrap(), 1);
+    assert_eq!(app.store().queued_mail_count().await.unwrap(), 1);
     // Tokens die when used, expired or superseded; their queued mail goes with them.
     app.db().execute("DELETE FROM reset_tokens", []).unwrap();
-    assert_eq!(app.store().queued_mail_count().unwrap(), 0);
+    assert_eq!(app.store().queued_mail_count().await.unwrap(), 0);
 }
 
 #[tokio::test]

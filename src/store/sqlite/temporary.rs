@@ -83,7 +83,7 @@ impl TemporaryDatabase {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::sqlite::Sqlite;
 
     #[test]
     fn memory_is_the_exact_path_only() {
@@ -103,7 +103,7 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("latch-")
         );
-        let store = Store::open(temporary.path(), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(temporary.path(), Duration::from_secs(1), 2).unwrap();
         assert!(store.is_healthy());
         assert!(temporary.path().is_file());
         drop(store);
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn opening_memory_directly_says_what_it_means() {
-        let err = Store::open(Path::new(MEMORY), Duration::from_secs(1), 1)
+        let err = Sqlite::open(Path::new(MEMORY), Duration::from_secs(1), 1)
             .err()
             .expect("refused");
         let text = format!("{err:#}");

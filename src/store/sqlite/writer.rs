@@ -12,7 +12,8 @@ use crossbeam_channel::{Receiver, Sender};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError, StoreResult, exec};
+use super::{Sqlite, exec};
+use crate::store::{StoreError, StoreResult};
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 128;
@@ -21,7 +22,7 @@ const MAX_BATCH: usize = 128;
 type Done = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// Runs one write against the store (inside the batch) and returns how to
 /// answer its caller once the batch is over.
-pub(super) type Job = Box<dyn FnOnce(&Store) -> Done + Send>;
+pub(super) type Job = Box<dyn FnOnce(&Sqlite) -> Done + Send>;
 
 thread_local! {
     /// The writer thread's connection, while it is inside a batch: the
@@ -32,7 +33,7 @@ thread_local! {
 /// A write job for `f`, and where its answer arrives.
 pub(super) fn job<T, F>(f: F) -> (Job, oneshot::Receiver<StoreResult<T>>)
 where
-    F: FnOnce(&Store) -> StoreResult<T> + Send + 'static,
+    F: FnOnce(&Sqlite) -> StoreResult<T> + Send + 'static,
     T: Send + 'static,
 {
     let (answer, answered) = oneshot::channel();
@@ -100,7 +101,7 @@ impl Drop for Savepoint<'_> {
 }
 
 /// Starts the writer thread on `conn`. It ends when every sender is gone.
-pub(super) fn spawn(store: Store, conn: Connection) -> std::io::Result<Sender<Job>> {
+pub(super) fn spawn(store: Sqlite, conn: Connection) -> std::io::Result<Sender<Job>> {
     let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
     std::thread::Builder::new()
         .name("latch-writer".into())
@@ -117,7 +118,7 @@ fn with_conn<T>(f: impl FnOnce(&Connection) -> T) -> T {
     })
 }
 
-fn run(store: &Store, conn: Connection, queue: &Receiver<Job>) {
+fn run(store: &Sqlite, conn: Connection, queue: &Receiver<Job>) {
     BATCH.with(|batch| *batch.borrow_mut() = Some(conn));
     // Jobs of a batch that SQLite ended under them, to run in the next one.
     let mut leftover: Vec<Job> = Vec::new();
@@ -164,7 +165,7 @@ fn run(store: &Store, conn: Connection, queue: &Receiver<Job>) {
 
 /// Runs one job; a panic answers its caller with an error (by dropping its
 /// answer) and leaves the batch to the others.
-fn finish(store: &Store, job: Job) -> Done {
+fn finish(store: &Sqlite, job: Job) -> Done {
     let done = std::panic::catch_unwind(AssertUnwindSafe(|| job(store)))
         .unwrap_or_else(|_| Box::new(|_| tracing::error!("writer: a write panicked")));
     // A write may defer foreign keys for itself (the reset decoy); never
@@ -179,7 +180,7 @@ fn finish(store: &Store, job: Job) -> Done {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Store;
+    use super::super::Sqlite;
     use super::*;
     use std::time::Duration;
 
@@ -189,7 +190,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn writes_after_the_batch_was_rolled_back_under_them_go_in_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         let insert = |key: &'static str| {
             let store = store.clone();
             async move {
@@ -263,7 +264,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failing_write_undoes_only_itself_and_the_rest_are_committed() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         let writes = (0..64).map(|n| {
             let store = store.clone();
             tokio::spawn(async move {
@@ -311,11 +312,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_panicking_write_answers_an_error_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         let panicked = store.write(|_| -> StoreResult<()> { panic!("boom") }).await;
         assert!(panicked.is_err());
         let (value, created) = store
-            .write(|s| s.setting_or_insert("after", || "ok".into()))
+            .write(|s| s.setting_or_insert("after", "ok".into()))
             .await
             .unwrap();
         assert_eq!((value.as_str(), created), ("ok", true));

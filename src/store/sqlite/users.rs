@@ -1,49 +1,14 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::refresh_tokens::revoke_all_of_user;
-use super::{Store, StoreResult, exec, is_unique_violation};
+use super::{Sqlite, exec, is_unique_violation};
+use crate::store::{InsertUser, NewUser, StoreResult, User};
 
 /// What a password change does besides the change: reset links die (their
 /// queued mail with them) and every refresh token of the user is revoked.
 pub(super) fn end_sessions(tx: &rusqlite::Connection, id: i64, now: i64) -> StoreResult<()> {
     exec(tx, "DELETE FROM reset_tokens WHERE user_id = ?1", [id])?;
     revoke_all_of_user(tx, id, now)
-}
-
-/// An account as stored. Times are Unix seconds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    /// Blank for some users brought over from Django.
-    pub email: String,
-    pub password_hash: String,
-    pub is_active: bool,
-    /// The address folded to lower case, as it is unique; None when blank.
-    pub email_key: Option<String>,
-    /// Kept from Django, shown by the admin commands; latch grants nothing by them.
-    pub is_staff: bool,
-    pub is_superuser: bool,
-    pub date_joined: i64,
-    pub last_login: Option<i64>,
-}
-
-/// What registration stores; every field already validated and normalized.
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    pub username: String,
-    pub email: String,
-    pub email_key: String,
-    pub password_hash: String,
-}
-
-/// The outcome of [`Store::insert_user`]. The UNIQUE constraints decide who
-/// wins a race for a username or an address, not an earlier SELECT.
-#[derive(Debug, PartialEq, Eq)]
-pub enum InsertUser {
-    Created(i64),
-    UsernameTaken,
-    EmailTaken,
 }
 
 const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key, \
@@ -72,7 +37,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-impl Store {
+impl Sqlite {
     fn user_where(
         &self,
         condition: &str,
@@ -192,9 +157,9 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, Sqlite) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         (dir, store)
     }
 

@@ -1,13 +1,9 @@
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreResult, exec};
+use super::{Sqlite, exec};
+use crate::store::StoreResult;
 
-/// Where a JWT secret generated on the first start is kept.
-pub const JWT_SECRET: &str = "jwt_secret";
-/// Where a reset-link secret generated on the first start is kept.
-pub const RESET_SECRET: &str = "reset_secret";
-
-impl Store {
+impl Sqlite {
     /// A real, committed write of one small row: proof for `/readyz` that
     /// the database takes writes (not full, not read-only). The row counts
     /// the probes.
@@ -23,14 +19,10 @@ impl Store {
         })
     }
 
-    /// Returns the stored value of `key`, storing `make()` first if there is none.
+    /// Returns the stored value of `key`, storing `candidate` first if there is none.
     /// The bool is true when this call created it. Safe against a concurrent
     /// caller: whoever inserts first wins and both get the same value.
-    pub fn setting_or_insert(
-        &self,
-        key: &str,
-        make: impl FnOnce() -> String,
-    ) -> StoreResult<(String, bool)> {
+    pub fn setting_or_insert(&self, key: &str, candidate: String) -> StoreResult<(String, bool)> {
         self.in_write_tx(|tx| {
             let existing: Option<String> = tx
                 .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
@@ -40,7 +32,7 @@ impl Store {
             if let Some(value) = existing {
                 return Ok((value, false));
             }
-            let value = make();
+            let value = candidate;
             exec(
                 tx,
                 "INSERT INTO settings (key, value) VALUES (?1, ?2)",
@@ -60,19 +52,19 @@ mod tests {
     fn value_is_created_once_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let store = Store::open(&path, Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&path, Duration::from_secs(1), 2).unwrap();
         assert_eq!(
-            store.setting_or_insert("k", || "one".into()).unwrap(),
+            store.setting_or_insert("k", "one".into()).unwrap(),
             ("one".into(), true)
         );
         assert_eq!(
-            store.setting_or_insert("k", || "two".into()).unwrap(),
+            store.setting_or_insert("k", "two".into()).unwrap(),
             ("one".into(), false)
         );
         drop(store);
-        let store = Store::open(&path, Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&path, Duration::from_secs(1), 2).unwrap();
         assert_eq!(
-            store.setting_or_insert("k", || "three".into()).unwrap().0,
+            store.setting_or_insert("k", "three".into()).unwrap().0,
             "one"
         );
     }

@@ -4,96 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, StoreResult, exec};
-
-/// A refresh token latch issued: what its claims are made of.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IssuedToken {
-    pub jti: String,
-    pub user_id: i64,
-    pub issued_at: i64,
-    pub expires_at: i64,
-}
-
-/// What the rows say about one presented refresh token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshState {
-    /// None when the user does not exist.
-    pub user_active: Option<bool>,
-    pub tokens_revoked_before: i64,
-    /// None for a token latch has no row for (see `tokens_revoked_before`).
-    pub row: Option<TokenRow>,
-    pub blacklisted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub user_id: i64,
-    pub family: String,
-    pub retired_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-}
-
-/// Whether a refresh token may be used, by its rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Usable,
-    /// Retired by a rotation within the grace window: still usable.
-    InGrace,
-    /// Retired by a rotation longer ago than the grace window: a replay.
-    Reused,
-    /// Blacklisted, revoked, or issued before the user's cut-off.
-    Revoked,
-    /// The user is gone or inactive, or the row belongs to someone else.
-    Invalid,
-}
-
-impl Verdict {
-    /// The token may be used (rotated or not).
-    pub fn is_usable(self) -> bool {
-        matches!(self, Verdict::Usable | Verdict::InGrace)
-    }
-}
-
-impl RefreshState {
-    /// `iat` is the token's issue time; `grace` the rotation grace window.
-    pub fn verdict(&self, user_id: i64, iat: i64, now: i64, grace: i64) -> Verdict {
-        if self.user_active != Some(true) {
-            return Verdict::Invalid;
-        }
-        if self.blacklisted {
-            return Verdict::Revoked;
-        }
-        match &self.row {
-            Some(row) if row.user_id != user_id => Verdict::Invalid,
-            Some(row) if row.revoked_at.is_some() => Verdict::Revoked,
-            Some(TokenRow {
-                retired_at: Some(retired),
-                ..
-            }) => {
-                if now.saturating_sub(*retired) < grace {
-                    Verdict::InGrace
-                } else {
-                    Verdict::Reused
-                }
-            }
-            Some(_) => Verdict::Usable,
-            None if iat < self.tokens_revoked_before => Verdict::Revoked,
-            None => Verdict::Usable,
-        }
-    }
-}
-
-/// The outcome of presenting a refresh token for rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The token to answer with: the new one, recorded in the presented
-    /// token's family; or, for a token already retired within the grace
-    /// window, the successor it was retired for (to be signed again).
-    Rotated(IssuedToken),
-    /// Not usable; nothing changed (or, for `Reused`, its family was revoked).
-    Refused(Verdict),
-}
+use super::{Sqlite, exec};
+use crate::store::{IssuedToken, RefreshState, Rotation, StoreResult, TokenRow, Verdict};
 
 /// Rows are kept this long past their token's expiry, so that no leeway
 /// (at most an hour) can bring a revoked token back to life.
@@ -101,7 +13,7 @@ const KEEP_AFTER_EXPIRY: i64 = 3600;
 /// Expired rows purged per write: more than one write adds, so they never pile up.
 const PURGE_BATCH: i64 = 64;
 
-impl Store {
+impl Sqlite {
     /// Records a refresh token issued at login (it starts a family of its
     /// own), if the user is still active with the password hash the login
     /// verified: a password reset or deactivation that committed while the
@@ -364,8 +276,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn store_with_user() -> (tempfile::TempDir, Store) {
-        crate::store::tests::store_with_user("h")
+    fn store_with_user() -> (tempfile::TempDir, Sqlite) {
+        crate::store::sqlite::tests::store_with_user("h")
     }
 
     fn token(jti: &str, issued_at: i64) -> IssuedToken {
@@ -377,7 +289,7 @@ mod tests {
         }
     }
 
-    fn login(store: &Store, jti: &str, now: i64) {
+    fn login(store: &Sqlite, jti: &str, now: i64) {
         assert!(
             store
                 .record_login_token(&token(jti, now), "h", now)
@@ -385,14 +297,14 @@ mod tests {
         );
     }
 
-    fn verdict(store: &Store, jti: &str, iat: i64, now: i64) -> Verdict {
+    fn verdict(store: &Sqlite, jti: &str, iat: i64, now: i64) -> Verdict {
         store
             .refresh_state(1, jti)
             .unwrap()
             .verdict(1, iat, now, 10)
     }
 
-    fn rotate(store: &Store, presented: &str, iat: i64, new: &str, now: i64) -> Rotation {
+    fn rotate(store: &Sqlite, presented: &str, iat: i64, new: &str, now: i64) -> Rotation {
         store
             .rotate_refresh_token(&token(presented, iat), &token(new, now), now, 10)
             .unwrap()
@@ -516,7 +428,7 @@ mod tests {
                 let barrier = barrier.clone();
                 let path = dir.path().join("t.db");
                 std::thread::spawn(move || {
-                    let store = Store::open(&path, Duration::from_secs(5), 1).unwrap();
+                    let store = Sqlite::open(&path, Duration::from_secs(5), 1).unwrap();
                     barrier.wait();
                     store
                         .rotate_refresh_token(

@@ -1,18 +1,11 @@
 use rusqlite::params;
 
-use super::outbox::{NewMail, enqueue};
+use super::outbox::enqueue;
 use super::users::end_sessions;
-use super::{Store, StoreResult, exec};
+use super::{Sqlite, exec};
+use crate::store::{LiveResetToken, NewMail, StoreResult};
 
-/// A reset token that has not expired, been used or been superseded by a
-/// password change. Its secret part is derived, never stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveResetToken {
-    pub id: i64,
-    pub expires_at: i64,
-}
-
-impl Store {
+impl Sqlite {
     /// Creates a reset token and queues the mail that announces it, in one
     /// transaction: either both are kept or neither is. Expired tokens of
     /// every user are swept on the way (with any mail still queued for them).
@@ -26,7 +19,7 @@ impl Store {
         self.in_write_tx(|tx| insert_token_and_mail(tx, user_id, expires_at, mail, now))
     }
 
-    /// The same write as [`Store::create_reset_token`] (the same rows in the
+    /// The same write as [`Sqlite::create_reset_token`] (the same rows in the
     /// same tables, committed), undone before the commit: for answers that
     /// must not be told apart from a queued reset mail by their timing.
     /// Nothing remains but a used-up id.
@@ -130,7 +123,7 @@ mod tests {
 
     #[test]
     fn token_is_single_use_expires_and_takes_its_mail_along() {
-        let (_dir, store) = crate::store::tests::store_with_user("old");
+        let (_dir, store) = crate::store::sqlite::tests::store_with_user("old");
         let a = store.create_reset_token(1, 100, &mail(), 0).unwrap();
         let b = store.create_reset_token(1, 100, &mail(), 0).unwrap();
         assert_eq!(store.queued_mail_count().unwrap(), 2);

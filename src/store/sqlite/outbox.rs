@@ -1,36 +1,7 @@
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreResult, exec};
-
-/// A mail to queue. Written in the same transaction as whatever it announces.
-#[derive(Debug, Clone)]
-pub struct NewMail {
-    pub recipient: String,
-    pub subject: String,
-    pub body: String,
-    /// Unix milliseconds after which delivering the mail is pointless.
-    pub discard_after_ms: i64,
-}
-
-/// A mail waiting in the outbox.
-#[derive(Debug, Clone)]
-pub struct QueuedMail {
-    pub id: i64,
-    pub recipient: String,
-    pub subject: String,
-    pub body: String,
-    pub attempts: i64,
-    /// For a reset mail: the token whose link goes into the body.
-    pub reset: Option<ResetTokenRef>,
-}
-
-/// What a reset link is rendered from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResetTokenRef {
-    pub token_id: i64,
-    pub user_id: i64,
-    pub expires_at: i64,
-}
+use super::{Sqlite, exec};
+use crate::store::{NewMail, OutboxBacklog, QueuedMail, ResetTokenRef, StoreResult};
 
 pub(super) fn enqueue(
     conn: &rusqlite::Connection,
@@ -46,20 +17,12 @@ pub(super) fn enqueue(
     Ok(())
 }
 
-/// How much mail waits in the outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutboxBacklog {
-    pub pending: i64,
-    /// How long the oldest of them has waited; 0 when there is none.
-    pub oldest_age_ms: i64,
-}
-
 /// Ids as a JSON array, for `json_each`.
 fn id_list(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("a list of integers serializes")
 }
 
-impl Store {
+impl Sqlite {
     /// Mail due for a delivery attempt at `now_ms`, oldest first, leaving
     /// out the ids in `except`.
     pub fn due_mail(
@@ -177,7 +140,7 @@ mod tests {
     #[test]
     fn queue_retry_deliver_and_discard() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         let mail = |to: &str, discard| NewMail {
             recipient: to.into(),
             subject: "s".into(),
@@ -215,7 +178,7 @@ mod tests {
     #[test]
     fn backlog_counts_the_waiting_mail_and_ages_the_oldest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
+        let store = Sqlite::open(&dir.path().join("t.db"), Duration::from_secs(1), 2).unwrap();
         let empty = store.outbox_backlog().unwrap();
         assert_eq!((empty.pending, empty.oldest_age_ms), (0, 0));
         let mail = NewMail {

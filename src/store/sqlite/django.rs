@@ -1,0 +1,108 @@
+//! The import's write on SQLite: every user and the id sequence, planned
+//! and written under one write lock.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::users::all_users;
+use super::{Sqlite, exec};
+use crate::store::{Holdings, ImportWrite, ImportedUser, StoreError, StoreResult};
+
+impl Sqlite {
+    /// What latch holds now (a read, for a dry run).
+    pub fn holdings(&self) -> StoreResult<Holdings> {
+        holdings(&*self.conn()?)
+    }
+
+    /// An import as one write: under the write lock, `plan` sees what latch
+    /// holds and decides; the users it returns are inserted with their ids
+    /// and the id sequence raised, all or none. Holding the lock from the
+    /// plan to the insert, no registration can take a username, address or
+    /// id the plan counted as free. `progress` hears how many of how many are in.
+    pub fn import_users<T>(
+        &self,
+        plan: impl FnOnce(Holdings) -> T,
+        write: impl FnOnce(&T) -> Option<ImportWrite<'_>>,
+        progress: &dyn Fn(usize, usize),
+    ) -> StoreResult<T> {
+        self.in_write_tx(|tx| {
+            let planned = plan(holdings(tx)?);
+            if let Some(decided) = write(&planned) {
+                insert_users(tx, decided.users, progress)?;
+                raise_id_floor(tx, decided.id_floor)?;
+            }
+            Ok(planned)
+        })
+    }
+}
+
+fn holdings(conn: &Connection) -> StoreResult<Holdings> {
+    let users = all_users(conn)?;
+    let max_id_ever: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'users'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(Holdings {
+        users,
+        max_id_ever: max_id_ever.unwrap_or(0),
+    })
+}
+
+fn insert_users(
+    tx: &Connection,
+    users: &[ImportedUser],
+    progress: &dyn Fn(usize, usize),
+) -> StoreResult<()> {
+    for (n, u) in users.iter().enumerate() {
+        let inserted = exec(
+            tx,
+            "INSERT INTO users (id, username, email, email_key, password_hash, is_active,
+                 is_staff, is_superuser, date_joined, last_login)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                u.id,
+                u.username,
+                u.email,
+                u.email_key,
+                u.password_hash,
+                u.is_active,
+                u.is_staff,
+                u.is_superuser,
+                u.date_joined,
+                u.last_login
+            ],
+        );
+        // The plan ran under the same lock, so this is a bug in it (two
+        // users of the source sharing a key), said with the user's name.
+        if let Err(err) = inserted {
+            return Err(StoreError::Other(format!(
+                "user {:?} (id {}) could not be inserted: {err}; nothing was imported",
+                u.username, u.id
+            )));
+        }
+        if (n + 1) % 1000 == 0 {
+            progress(n + 1, users.len());
+        }
+    }
+    progress(users.len(), users.len());
+    Ok(())
+}
+
+/// AUTOINCREMENT keeps its high-water mark in sqlite_sequence: the inserts
+/// raised it to their largest id, this to `floor`.
+fn raise_id_floor(tx: &Connection, floor: i64) -> StoreResult<()> {
+    exec(
+        tx,
+        "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'users'",
+        [floor],
+    )?;
+    exec(
+        tx,
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', ?1
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
+        [floor],
+    )?;
+    Ok(())
+}
