@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{self, SharedClock};
 use crate::config::{Config, Secret};
 use crate::http::{self, AppState, Certificates, Readiness, Shared};
-use crate::limits::{ClientIp, Limits};
+use crate::limits::{AccountLimit, ClientIp, Limits};
 use crate::mail::{self, Mailer, OutboxHealth};
 use crate::metrics::{Metrics, Sources};
 use crate::passwords::Hasher;
@@ -91,6 +91,8 @@ impl Server {
         )
         .await?;
         let resets = Arc::new(ResetLinks::new(reset_secret.as_bytes(), &config.reset.url));
+        // Names the rows of the per-username login limit (HMACs, not names).
+        let limits_secret = generated_secret(&store, store::LIMITS_SECRET).await?;
         let mailer = Mailer::from_config(&config, resets.clone())?;
         let password_policy = Arc::new(PasswordPolicy::from_config(&config.password));
 
@@ -126,12 +128,23 @@ impl Server {
             store.clone(),
             mailer,
             mail_queued.clone(),
-            Duration::from_secs(config.mail.retry_max_secs),
+            mail::OutboxTiming {
+                retry_max: Duration::from_secs(config.mail.retry_max_secs),
+                lease: Duration::from_secs(config.mail.lease_secs),
+                send_time: Duration::from_secs(config.smtp.timeout_secs),
+            },
             outbox_health.clone(),
             metrics.clone(),
             stopped.clone(),
         ));
-        let limits = Limits::from_config(&config.limits, &config.reset)
+        let accounts = AccountLimit::new(
+            store.clone(),
+            limits_secret.as_bytes(),
+            clock.clone(),
+            config.limits.login_failures_per_account,
+            config.limits.login_window_secs,
+        );
+        let limits = Limits::from_config(&config.limits, &config.reset, accounts)
             .map(|limits| Arc::new(limits.count_hits_in(metrics.limit_hits.clone())));
         let housekeeping = limits.clone().map(|limits| {
             let mut stopped = stopped.clone();
@@ -139,7 +152,7 @@ impl Server {
                 let mut tick = tokio::time::interval(LIMITS_HOUSEKEEPING);
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => { limits.housekeeping(); }
+                        _ = tick.tick() => { limits.housekeeping().await; }
                         _ = stopped.changed() => return,
                     }
                 }
@@ -335,10 +348,8 @@ async fn stored_secret(
         }
         return Ok(secret.expose().to_string());
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
     let (secret, created) = store
-        .setting_or_insert(setting, hex::encode(bytes))
+        .setting_or_insert(setting, random_secret())
         .await
         .with_context(|| format!("reading the stored {key}"))?;
     if created && temporary {
@@ -353,4 +364,21 @@ async fn stored_secret(
         tracing::info!("no {key} configured: using the secret stored in the database");
     }
     Ok(secret)
+}
+
+/// A secret latch makes and keeps for itself (none can be configured): the
+/// first instance to start stores it, the others read the same.
+async fn generated_secret(store: &Store, setting: &str) -> anyhow::Result<String> {
+    let (secret, _) = store
+        .setting_or_insert(setting, random_secret())
+        .await
+        .with_context(|| format!("reading the stored {setting}"))?;
+    Ok(secret)
+}
+
+/// 256 random bits, as hex.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }

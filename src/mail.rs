@@ -309,7 +309,7 @@ pub async fn run_outbox(
     store: Store,
     mailer: Mailer,
     wakeup: Arc<Notify>,
-    retry_max: Duration,
+    timing: OutboxTiming,
     health: Arc<OutboxHealth>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
@@ -317,7 +317,9 @@ pub async fn run_outbox(
     let mut worker = Worker {
         store,
         mailer,
-        retry_max,
+        retry_max: timing.retry_max,
+        lease: timing.lease,
+        send_time: timing.send_time,
         unremoved: HashMap::new(),
         health,
         metrics,
@@ -351,10 +353,24 @@ pub async fn run_outbox(
     }
 }
 
+/// How the outbox worker paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxTiming {
+    /// The longest pause between attempts at one mail.
+    pub retry_max: Duration,
+    /// How long a claimed mail is this worker's before another may take it.
+    pub lease: Duration,
+    /// The longest one delivery may take (the SMTP timeout): a mail is only
+    /// sent while at least this much of its lease is left.
+    pub send_time: Duration,
+}
+
 struct Worker {
     store: Store,
     mailer: Mailer,
     retry_max: Duration,
+    lease: Duration,
+    send_time: Duration,
     /// Mail this worker is done with (the SMTP server accepted it, or it can
     /// never be sent) whose row could not be removed. It is never sent again;
     /// its removal is retried, with growing pauses, before anything else.
@@ -397,9 +413,11 @@ impl Worker {
                 trouble = true;
             }
         }
+        let claimed_at = Instant::now();
+        let lease_ms = self.lease.as_millis().try_into().unwrap_or(i64::MAX);
         let due = self
             .store
-            .due_mail(now, BATCH, &self.unremoved_ids())
+            .claim_mail(now, BATCH, lease_ms, &self.unremoved_ids())
             .await
             .inspect_err(|err| self.count_store_error(err))?;
         let full_batch = due.len() as i64 == BATCH;
@@ -415,6 +433,16 @@ impl Worker {
         }
         for mail in due {
             let id = mail.id;
+            // Past this point another instance could take the mail over
+            // while it is being sent: the rest wait for their leases to end.
+            if claimed_at.elapsed() + self.send_time >= self.lease {
+                tracing::warn!(
+                    mail_id = id,
+                    lease_secs = self.lease.as_secs(),
+                    "outbox: the lease ran short before this mail's turn; it is sent when the lease ends"
+                );
+                break;
+            }
             match self.mailer.send(&mail).await {
                 Ok(()) => {
                     self.health.draining();

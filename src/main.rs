@@ -53,6 +53,10 @@ struct ServeArgs {
     /// private temporary database, removed at exit [default: data/auth.db]
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
+    /// The database as a URL: sqlite://FILE, or postgres://USER@HOST:PORT/DB?sslmode=...
+    /// without a password (give that in LATCH_DATABASE_URL or auth.toml)
+    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    database_url: Option<String>,
     /// SMTP server that password reset mail is sent through [default: localhost]
     #[arg(long, value_name = "HOST")]
     smtp_host: Option<String>,
@@ -62,7 +66,7 @@ struct ServeArgs {
     /// For test runs: a private temporary database removed at exit, rate
     /// limits off, cheap (test-only) password hashing, and reset mail written
     /// to mail.file_dir unless an SMTP host or port is set
-    #[arg(long, conflicts_with = "db")]
+    #[arg(long, conflicts_with_all = ["db", "database_url"])]
     ephemeral: bool,
 }
 
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             Overrides {
                 bind: args.bind,
                 db: args.db.clone(),
+                database_url: args.database_url.clone(),
                 smtp_host: args.smtp_host.clone(),
                 smtp_port: args.smtp_port,
                 ephemeral: args.ephemeral,
@@ -120,6 +125,7 @@ fn main() -> ExitCode {
 fn target(target: &cli::Target) -> (Option<PathBuf>, Overrides) {
     let overrides = Overrides {
         db: target.db.clone(),
+        database_url: target.database_url.clone(),
         ..Overrides::default()
     };
     (target.config.clone(), overrides)

@@ -35,6 +35,9 @@ pub struct Target {
     /// SQLite database file [default: data/auth.db, or as configured]
     #[arg(long, value_name = "FILE", global = true)]
     pub db: Option<PathBuf>,
+    /// The database as a URL (sqlite://FILE or postgres://USER@HOST/DB), without a password
+    #[arg(long, value_name = "URL", global = true, conflicts_with = "db")]
+    pub database_url: Option<String>,
 }
 
 /// Why a command failed, in one line.

@@ -18,6 +18,8 @@ use super::{Config, ephemeral};
 pub struct Overrides {
     pub bind: Option<SocketAddr>,
     pub db: Option<PathBuf>,
+    /// `--database-url`: never with a password in it (see `load`).
+    pub database_url: Option<String>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     /// `--ephemeral`: a throwaway server for tests (see `ephemeral.rs`).
@@ -99,6 +101,15 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
     }
     if let Some(db) = &o.db {
         figment = figment.merge(Named("--db", ("database.path", db.clone())));
+    }
+    if let Some(url) = &o.database_url {
+        if super::has_password(url) {
+            bail!(
+                "--database-url must not hold a password: other users can read a command line (ps). \
+                 Give the URL in LATCH_DATABASE_URL or database.url in auth.toml instead"
+            );
+        }
+        figment = figment.merge(Named("--database-url", ("database.url", url.clone())));
     }
     if let Some(host) = &o.smtp_host {
         figment = figment.merge(Named("--smtp-host", ("smtp.host", host.clone())));
@@ -301,6 +312,14 @@ impl Config {
                 );
             }
         }
+        if self.mail.lease_secs <= self.smtp.timeout_secs {
+            bail!(
+                "invalid mail.lease_secs: {} must be longer than smtp.timeout_secs ({}), or no mail could be sent before another instance may take it over",
+                self.mail.lease_secs,
+                self.smtp.timeout_secs
+            );
+        }
+        self.database.location()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .with_context(|| format!("invalid log.level: {:?}", self.log.level))?;
         Ok(())
@@ -372,6 +391,7 @@ impl Config {
             ("smtp.port", u64::from(self.smtp.port), 1..=65_535),
             ("smtp.timeout_secs", self.smtp.timeout_secs, 1..=3600),
             ("mail.retry_max_secs", self.mail.retry_max_secs, 1..=86_400),
+            ("mail.lease_secs", self.mail.lease_secs, 1..=86_400),
             (
                 "limits.login_failures_per_account",
                 u64::from(l.login_failures_per_account),

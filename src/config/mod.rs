@@ -4,9 +4,11 @@
 //! The types here are the whole list of settings; `auth.toml` at the top of
 //! the repository documents each one.
 
+mod database;
 mod ephemeral;
 mod load;
 
+pub use database::{Location, has_password};
 pub use ephemeral::EPHEMERAL_SCRYPT;
 pub use load::{Loaded, Overrides, Sources, load, parse_network};
 
@@ -78,6 +80,8 @@ pub struct CorsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     pub path: PathBuf,
+    /// `postgres://...` (or `sqlite://PATH`); unset: SQLite at `path`.
+    pub url: Option<Secret>,
     pub busy_timeout_ms: u64,
     pub pool_size: u32,
 }
@@ -86,6 +90,7 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             path: PathBuf::from("data/auth.db"),
+            url: None,
             busy_timeout_ms: 5000,
             pool_size: 16,
         }
@@ -391,6 +396,9 @@ pub struct MailConfig {
     pub from: String,
     pub file_dir: PathBuf,
     pub retry_max_secs: u64,
+    /// How long an instance holds a mail it is sending before another
+    /// instance may take it over (if the first died mid-send).
+    pub lease_secs: u64,
 }
 
 impl Default for MailConfig {
@@ -400,6 +408,7 @@ impl Default for MailConfig {
             from: "webmaster@localhost".into(),
             file_dir: PathBuf::from("data/mail"),
             retry_max_secs: 300,
+            lease_secs: 120,
         }
     }
 }

@@ -33,14 +33,18 @@ async fn login(state: AppState, req: Request) -> HandlerResult {
         return Err(ApiError::Busy);
     }
     let attempt = match &state.limits {
-        Some(limits) => Some(limits.login_attempt(state.client_ip(&req), &username)?),
+        Some(limits) => Some(
+            limits
+                .login_attempt(state.client_ip(&req), &username)
+                .await?,
+        ),
         None => None,
     };
     let checked = check_credentials(&state, &username, &password).await;
     if let (Some(limits), Some(attempt)) = (&state.limits, attempt) {
         match &checked {
             Ok(None) => drop(attempt),
-            Ok(Some(_)) | Err(_) => limits.login_not_failed(attempt),
+            Ok(Some(_)) | Err(_) => limits.login_not_failed(attempt).await,
         }
     }
     let Some((user, needs_rehash)) = checked? else {

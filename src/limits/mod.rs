@@ -1,15 +1,19 @@
-//! Brute-force and abuse limits, decided by governor (GCRA) in memory:
-//! - failed logins per username (known or not, from any address) and per
-//!   client address; a login reserves a cell before the password is checked
-//!   and gives it back when the password was right;
+//! Brute-force and abuse limits:
+//! - failed logins per username (known or not, from any address), in the
+//!   database (`account.rs`), shared by every instance;
+//! - failed logins per client address; a login reserves a cell of both
+//!   before the password is checked and gives both back when it was right;
 //! - registrations and reset requests per client address;
 //! - reset mail per address (a cooldown).
 //!
-//! Limits are per process. `[limits] enabled = false` turns them all off.
+//! All but the first are decided by governor (GCRA) in memory, per process.
+//! `[limits] enabled = false` turns them all off.
 
+mod account;
 mod client_ip;
 mod store;
 
+pub use account::AccountLimit;
 pub use client_ip::ClientIp;
 
 use std::hash::Hash;
@@ -23,6 +27,7 @@ use governor::nanos::Nanos;
 use governor::{Quota, RateLimiter};
 
 use crate::config::{LimitsConfig, ResetConfig};
+use crate::error::ApiError;
 use crate::metrics::LimitHits;
 use store::RefundableStore;
 
@@ -126,9 +131,7 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
 
 /// Every limit of the server; `None` when limits are off.
 pub struct Limits {
-    /// Keyed by a keyed hash of the username: fixed-size whatever its length.
-    login_per_account: Limiter<u64>,
-    account_keys: std::hash::RandomState,
+    login_per_account: AccountLimit,
     login_per_ip: Limiter<IpAddr>,
     registrations: Limiter<IpAddr>,
     reset_requests: Limiter<IpAddr>,
@@ -145,20 +148,24 @@ pub struct Limits {
 /// a failure.
 #[must_use]
 pub struct LoginAttempt {
-    account: u64,
+    account: String,
     ip: IpAddr,
 }
 
 impl Limits {
-    pub fn from_config(limits: &LimitsConfig, reset: &ResetConfig) -> Option<Limits> {
+    /// `accounts` is the per-username limit (see [`AccountLimit::new`]).
+    pub fn from_config(
+        limits: &LimitsConfig,
+        reset: &ResetConfig,
+        accounts: AccountLimit,
+    ) -> Option<Limits> {
         if !limits.enabled {
             return None;
         }
         let login_window = Duration::from_secs(limits.login_window_secs);
         let ip_window = Duration::from_secs(limits.ip_window_secs);
         Some(Limits {
-            login_per_account: Limiter::new(limits.login_failures_per_account, login_window),
-            account_keys: std::hash::RandomState::new(),
+            login_per_account: accounts,
             login_per_ip: Limiter::new(limits.login_failures_per_ip, login_window),
             registrations: Limiter::new(limits.registrations_per_ip, ip_window),
             reset_requests: Limiter::new(limits.reset_requests_per_ip, ip_window),
@@ -183,26 +190,40 @@ impl Limits {
 
     /// Before a password is checked: refused when this address or this
     /// username (whether it exists or not) has used up its failures.
-    pub fn login_attempt(&self, ip: IpAddr, username: &str) -> Result<LoginAttempt, Limited> {
+    /// The database deciding the username's share can fail (503).
+    pub async fn login_attempt(
+        &self,
+        ip: IpAddr,
+        username: &str,
+    ) -> Result<LoginAttempt, ApiError> {
         let ip = ip_key(ip);
         if let Err(limited) = self.login_per_ip.acquire(&ip) {
             self.hit(|h| &h.login_per_ip);
-            return Err(limited);
+            return Err(limited.into());
         }
-        let account = std::hash::BuildHasher::hash_one(&self.account_keys, username);
-        if let Err(limited) = self.login_per_account.acquire(&account) {
-            self.login_per_ip.refund(&ip);
-            self.hit(|h| &h.login_per_account);
-            return Err(limited);
+        let account = self.login_per_account.account(username);
+        match self.login_per_account.acquire(&account).await {
+            Ok(Ok(())) => Ok(LoginAttempt { account, ip }),
+            Ok(Err(limited)) => {
+                self.login_per_ip.refund(&ip);
+                self.hit(|h| &h.login_per_account);
+                Err(limited.into())
+            }
+            Err(err) => {
+                self.login_per_ip.refund(&ip);
+                Err(err.into())
+            }
         }
-        Ok(LoginAttempt { account, ip })
     }
 
     /// The password was right, or it could not be checked (server busy):
     /// the attempt does not count as a failure.
-    pub fn login_not_failed(&self, attempt: LoginAttempt) {
-        self.login_per_account.refund(&attempt.account);
+    pub async fn login_not_failed(&self, attempt: LoginAttempt) {
         self.login_per_ip.refund(&attempt.ip);
+        if let Err(err) = self.login_per_account.refund(attempt.account).await {
+            // The failure stays counted until it comes back by itself.
+            tracing::warn!(error = %err, "limits: could not give back a login's reservation");
+        }
     }
 
     pub fn registration(&self, ip: IpAddr) -> Result<(), Limited> {
@@ -244,16 +265,17 @@ impl Limits {
 
     /// Forgets keys back at a full allowance, and says how many decisions
     /// went untracked since it last ran; run every minute or so.
-    pub fn housekeeping(&self) -> u64 {
-        self.login_per_account.housekeeping();
+    pub async fn housekeeping(&self) -> u64 {
+        if let Err(err) = self.login_per_account.purge().await {
+            tracing::warn!(error = %err, "limits: could not purge the login limits of the past");
+        }
         self.login_per_ip.housekeeping();
         self.registrations.housekeeping();
         self.reset_requests.housekeeping();
         if let Some(l) = &self.reset_mail {
             l.housekeeping();
         }
-        let untracked = self.login_per_account.untracked_decisions()
-            + self.login_per_ip.untracked_decisions()
+        let untracked = self.login_per_ip.untracked_decisions()
             + self.registrations.untracked_decisions()
             + self.reset_requests.untracked_decisions()
             + self
@@ -284,6 +306,24 @@ impl Limits {
 mod tests {
     use super::*;
     use governor::clock::FakeRelativeClock;
+
+    /// Limits as configured, the per-username one in a store on a
+    /// temporary file (kept while the directory lives).
+    fn limits(config: &LimitsConfig) -> (tempfile::TempDir, Limits) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            crate::store::Store::open_sqlite(&dir.path().join("t.db"), Duration::from_secs(1), 2)
+                .unwrap();
+        let accounts = AccountLimit::new(
+            store,
+            b"key",
+            crate::clock::system(),
+            config.login_failures_per_account,
+            config.login_window_secs,
+        );
+        let limits = Limits::from_config(config, &ResetConfig::default(), accounts).unwrap();
+        (dir, limits)
+    }
 
     fn limiter(
         burst: u32,
@@ -351,11 +391,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_full_limiter_is_reported_once_per_increase_not_every_minute() {
-        let limits =
-            Limits::from_config(&LimitsConfig::default(), &ResetConfig::default()).unwrap();
-        assert_eq!(limits.housekeeping(), 0);
+    #[tokio::test]
+    async fn a_full_limiter_is_reported_once_per_increase_not_every_minute() {
+        let (_dir, limits) = limits(&LimitsConfig::default());
+        assert_eq!(limits.housekeeping().await, 0);
         assert_eq!(limits.newly_untracked(5), 5);
         assert_eq!(limits.newly_untracked(5), 0);
         assert_eq!(limits.newly_untracked(8), 3);
@@ -372,38 +411,45 @@ mod tests {
         assert_eq!(ip_key(mapped), "10.1.2.3".parse::<IpAddr>().unwrap());
     }
 
-    #[test]
-    fn a_login_reserves_on_both_and_a_success_gives_both_back() {
+    #[tokio::test]
+    async fn a_login_reserves_on_both_and_a_success_gives_both_back() {
         let config = LimitsConfig {
             login_failures_per_account: 2,
             login_failures_per_ip: 3,
             ..LimitsConfig::default()
         };
-        let limits = Limits::from_config(&config, &ResetConfig::default()).unwrap();
+        let (_dir, limits) = limits(&config);
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
         for _ in 0..10 {
-            let attempt = limits.login_attempt(ip, "ann").unwrap();
-            limits.login_not_failed(attempt);
+            let attempt = limits.login_attempt(ip, "ann").await.unwrap();
+            limits.login_not_failed(attempt).await;
         }
         for _ in 0..2 {
-            let attempt = limits.login_attempt(ip, "ann").unwrap();
+            let attempt = limits.login_attempt(ip, "ann").await.unwrap();
             drop(attempt);
         }
-        assert!(limits.login_attempt(ip, "ann").is_err(), "account used up");
+        assert!(
+            limits.login_attempt(ip, "ann").await.is_err(),
+            "account used up"
+        );
         // The refused attempt did not use the address's third failure.
-        let attempt = limits.login_attempt(ip, "bob").unwrap();
+        let attempt = limits.login_attempt(ip, "bob").await.unwrap();
         drop(attempt);
-        assert!(limits.login_attempt(ip, "carl").is_err(), "address used up");
+        assert!(
+            limits.login_attempt(ip, "carl").await.is_err(),
+            "address used up"
+        );
         assert!(
             limits
                 .login_attempt("127.0.0.10".parse().unwrap(), "ann")
+                .await
                 .is_err(),
             "the account limit holds from another address"
         );
     }
 
-    #[test]
-    fn each_refusal_is_counted_under_its_limit() {
+    #[tokio::test]
+    async fn each_refusal_is_counted_under_its_limit() {
         let config = LimitsConfig {
             login_failures_per_account: 1,
             login_failures_per_ip: 2,
@@ -413,14 +459,13 @@ mod tests {
         };
         let metrics = crate::metrics::Metrics::new();
         let hits = metrics.limit_hits.clone();
-        let limits = Limits::from_config(&config, &ResetConfig::default())
-            .unwrap()
-            .count_hits_in(hits.clone());
+        let (_dir, limits) = limits(&config);
+        let limits = limits.count_hits_in(hits.clone());
         let ip: IpAddr = "127.0.0.9".parse().unwrap();
-        drop(limits.login_attempt(ip, "ann").unwrap());
-        assert!(limits.login_attempt(ip, "ann").is_err());
-        drop(limits.login_attempt(ip, "bob").unwrap());
-        assert!(limits.login_attempt(ip, "carl").is_err());
+        drop(limits.login_attempt(ip, "ann").await.unwrap());
+        assert!(limits.login_attempt(ip, "ann").await.is_err());
+        drop(limits.login_attempt(ip, "bob").await.unwrap());
+        assert!(limits.login_attempt(ip, "carl").await.is_err());
         limits.registration(ip).unwrap();
         assert!(limits.registration(ip).is_err());
         limits.reset_request(ip).unwrap();

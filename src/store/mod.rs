@@ -11,6 +11,7 @@
 
 mod django_source;
 mod model;
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
@@ -272,16 +273,23 @@ impl Store {
 
     // The outbox.
 
-    /// Mail due for a delivery attempt at `now_ms`, oldest first, leaving
-    /// out the ids in `except`.
-    pub async fn due_mail(
+    /// Claims up to `limit` mails due at `now_ms` (oldest first, leaving out
+    /// the ids in `except`) for `lease_ms`, committed before it answers: no
+    /// other worker, of any instance, takes them until the lease ends, and
+    /// if this one dies mid-send they are due again then.
+    pub async fn claim_mail(
         &self,
         now_ms: i64,
         limit: i64,
+        lease_ms: i64,
         except: &[i64],
     ) -> StoreResult<Vec<QueuedMail>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.due_mail(now_ms, limit, except),
+            Backend::Sqlite(s) => {
+                let except = except.to_vec();
+                s.write(move |s| s.claim_mail(now_ms, limit, lease_ms, &except))
+                    .await
+            }
         }
     }
 
@@ -329,6 +337,42 @@ impl Store {
     pub async fn queued_mail_count(&self) -> StoreResult<i64> {
         match &self.backend {
             Backend::Sqlite(s) => s.queued_mail_count(),
+        }
+    }
+
+    // The login-failure limit, shared by every instance.
+
+    /// Takes one of `burst` cells replenished every `interval_ms` for
+    /// `account`, or says in how many milliseconds one is free.
+    pub async fn login_limit_acquire(
+        &self,
+        account: String,
+        now_ms: i64,
+        interval_ms: i64,
+        burst: i64,
+    ) -> StoreResult<Result<(), i64>> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.write(move |s| s.login_limit_acquire(&account, now_ms, interval_ms, burst))
+                    .await
+            }
+        }
+    }
+
+    /// Gives a cell back: the attempt was not a failure.
+    pub async fn login_limit_refund(&self, account: String, interval_ms: i64) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.write(move |s| s.login_limit_refund(&account, interval_ms))
+                    .await
+            }
+        }
+    }
+
+    /// Forgets accounts back at their full allowance; returns how many.
+    pub async fn purge_login_limits(&self, now_ms: i64) -> StoreResult<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.write(move |s| s.purge_login_limits(now_ms)).await,
         }
     }
 

@@ -203,5 +203,7 @@ pub struct ImportWrite<'a> {
 
 /// Where a JWT secret generated on the first start is kept.
 pub const JWT_SECRET: &str = "jwt_secret";
+/// Where the key naming the login limit's rows is kept (always generated).
+pub const LIMITS_SECRET: &str = "limits_secret";
 /// Where a reset-link secret generated on the first start is kept.
 pub const RESET_SECRET: &str = "reset_secret";

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, TestApp, TestDb, spawn_app, spawn_sqlite_app_with};
 use crate::process::BIN;
 use crate::smtp::SmtpServer;
 
@@ -23,6 +23,12 @@ pub struct Ran {
 /// an empty folder so that no auth.toml is picked up; hashing is cheap and
 /// mail goes to `smtp_port`.
 pub fn latch_on(db: &Path, smtp_port: u16, args: &[&str], stdin: &str) -> Ran {
+    latch_with(&TestDb::Sqlite(db.to_path_buf()), smtp_port, args, stdin)
+}
+
+/// `latch ARGS` on the test's database: a SQLite file by `--db`, a
+/// PostgreSQL URL (with its password) by `LATCH_DATABASE_URL`.
+pub fn latch_with(db: &TestDb, smtp_port: u16, args: &[&str], stdin: &str) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new(BIN);
     // Only what this test sets: not the LATCH_* variables of the test run
@@ -32,10 +38,11 @@ pub fn latch_on(db: &Path, smtp_port: u16, args: &[&str], stdin: &str) -> Ran {
             command.env_remove(name);
         }
     }
+    match db {
+        TestDb::Sqlite(path) => command.args(args).arg("--db").arg(path),
+        TestDb::Postgres { url } => command.args(args).env("LATCH_DATABASE_URL", url),
+    };
     let mut child = command
-        .args(args)
-        .arg("--db")
-        .arg(db)
         .current_dir(dir.path())
         .env("LATCH_PASSWORD_SCRYPT_LOG_N", "4")
         .env("LATCH_PASSWORD_SCRYPT_P", "1")
@@ -62,7 +69,7 @@ pub fn latch_on(db: &Path, smtp_port: u16, args: &[&str], stdin: &str) -> Ran {
 }
 
 fn latch(app: &TestApp, args: &[&str], stdin: &str) -> Ran {
-    latch_on(&app.db_path(), app.smtp.port, args, stdin)
+    latch_with(&app.db, app.smtp.port, args, stdin)
 }
 
 /// A failure: exit 1 and exactly one line `latch: <what>` on stderr.
@@ -477,19 +484,21 @@ fn import_refuses_a_source_that_is_not_a_django_database_or_export() {
 
 #[tokio::test]
 async fn commands_do_not_migrate_a_database_an_older_latch_still_serves() {
-    let app = spawn_app().await;
-    app.db().execute_batch("PRAGMA user_version = 2").unwrap();
+    let app = spawn_sqlite_app_with(|_| {}).await;
+    app.sqlite()
+        .execute_batch("PRAGMA user_version = 2")
+        .unwrap();
     let ran = latch(&app, &["user", "list"], "");
     assert_eq!(ran.code, 1);
     assert!(
         ran.stderr.contains(
-            "has schema version 2, and this latch uses 4: start this latch's `serve` on it once"
+            "has schema version 2, and this latch uses 5: start this latch's `serve` on it once"
         ),
         "{}",
         ran.stderr
     );
     assert_eq!(
-        app.scalar::<i64>("PRAGMA user_version"),
+        app.scalar::<i64>("PRAGMA user_version").await,
         2,
         "left as it was"
     );

@@ -22,7 +22,7 @@ async fn unknown_user_and_wrong_password_answer_alike_in_body_and_headers() {
     let app = spawn_app_with(|_| {}).await;
     app.register("ann", "ann@example.com", PASSWORD).await;
     app.register("ina", "ina@example.com", PASSWORD).await;
-    app.deactivate_user("ina");
+    app.deactivate_user("ina").await;
     let wrong = app.login("ann", "some-password").await;
     for other in [
         app.login("ghost", "some-password").await,
@@ -40,7 +40,7 @@ async fn unknown_user_and_wrong_password_answer_alike_in_body_and_headers() {
 async fn unknown_and_inactive_addresses_get_the_spec_400_by_default() {
     let app = spawn_app_with(|_| {}).await;
     app.register("ann", "ann@example.com", PASSWORD).await;
-    app.deactivate_user("ann");
+    app.deactivate_user("ann").await;
     for email in ["nobody@example.com", "ann@example.com"] {
         app.request_reset(email)
             .await
@@ -54,7 +54,7 @@ async fn with_reveal_unknown_email_off_unknown_and_inactive_addresses_get_the_sa
     let app = spawn_app_with(|c| c.reset.reveal_unknown_email = false).await;
     app.register("ann", "ann@example.com", PASSWORD).await;
     app.register("ina", "ina@example.com", PASSWORD).await;
-    app.deactivate_user("ina");
+    app.deactivate_user("ina").await;
     let known = app.request_reset("ann@example.com").await;
     known.assert(200, r#"{"message":"Password reset link sent"}"#);
     for email in [
@@ -69,9 +69,13 @@ async fn with_reveal_unknown_email_off_unknown_and_inactive_addresses_get_the_sa
     // Only the known address got mail, and the decoy writes left nothing.
     let mails = app.smtp.wait_for_mail(1, Duration::from_secs(10)).await;
     assert_eq!(mails[0].to, ["ann@example.com"]);
-    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens"), 1);
     assert_eq!(
-        app.scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE recipient != 'ann@example.com'"),
+        app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens").await,
+        1
+    );
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM outbox WHERE recipient != 'ann@example.com'")
+            .await,
         0
     );
     let (uid, token) = mails[0].reset_params();

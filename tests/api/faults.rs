@@ -78,7 +78,7 @@ async fn mixed_writers_and_readers_never_see_a_500_or_a_locked_database() {
         r.json();
     }
     assert_eq!(statuses.get(&201), Some(&20), "{statuses:?}");
-    let users: i64 = app.scalar("SELECT COUNT(*) FROM users");
+    let users: i64 = app.scalar("SELECT COUNT(*) FROM users").await;
     assert_eq!(users, 1 + 5 + 20);
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 pub use crate::smtp::SmtpServer;
+pub use crate::test_db::TestDb;
 
 pub const TEST_SECRET: &str = "integration-test-signing-secret-0123456789";
 pub const PASSWORD: &str = "correct-horse-9";
@@ -20,6 +21,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     pub smtp: SmtpServer,
+    pub db: TestDb,
     server: Option<latch::Server>,
     _dir: TempDir,
 }
@@ -58,6 +60,26 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_with_smtp(smtp, customize).await
 }
 
+/// Starts latch on a SQLite file whatever the suite's backend: for tests
+/// of the file itself (backups, crashes, a full disk).
+pub async fn spawn_sqlite_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with(|config| {
+        if config.database.url.take().is_some() {
+            config.database.path = sqlite_path_beside(&config.mail.file_dir);
+        }
+        customize(config)
+    })
+    .await
+}
+
+/// The test folder's `auth.db` (the mail folder is in the same folder).
+fn sqlite_path_beside(mail_dir: &std::path::Path) -> PathBuf {
+    mail_dir
+        .parent()
+        .expect("the mail folder is in the test folder")
+        .join("auth.db")
+}
+
 pub async fn spawn_app_with_smtp(smtp: SmtpServer, customize: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_with_clock(smtp, latch::clock::system(), customize).await
 }
@@ -70,7 +92,9 @@ pub async fn spawn_app_with_clock(
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&dir, smtp.port);
+    TestDb::create(dir.path()).await.configure(&mut config);
     customize(&mut config);
+    let db = TestDb::of(&config);
     config.validate().expect("test config is valid");
     let server = latch::Server::start_with_clock(config.clone(), clock)
         .await
@@ -84,6 +108,7 @@ pub async fn spawn_app_with_clock(
             .unwrap(),
         config,
         smtp,
+        db,
         server: Some(server),
         _dir: dir,
     }
@@ -94,41 +119,63 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The SQLite file, for tests about the file itself (they run on
+    /// SQLite whatever the suite's backend).
     pub fn db_path(&self) -> PathBuf {
-        self.config.database.path.clone()
+        match &self.db {
+            TestDb::Sqlite(path) => path.clone(),
+            TestDb::Postgres { .. } => {
+                panic!("this test needs a SQLite database: start it with spawn_sqlite_app_with")
+            }
+        }
     }
 
-    /// A direct connection to the database, for arranging odd states.
-    pub fn db(&self) -> rusqlite::Connection {
+    /// A direct connection to the SQLite file, for what only SQLite has
+    /// (triggers in its syntax, pragmas).
+    pub fn sqlite(&self) -> rusqlite::Connection {
         let conn = rusqlite::Connection::open(self.db_path()).unwrap();
         conn.busy_timeout(Duration::from_secs(5)).unwrap();
         conn
     }
 
+    /// Runs one statement behind latch's back (both engines' SQL); returns
+    /// the rows it changed.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        self.db.execute(sql).await
+    }
+
+    /// The first row a query returns (see [`TestDb::row`]).
+    pub async fn row(&self, sql: &str) -> Vec<Value> {
+        self.db.row(sql).await
+    }
+
+    /// The one value a query returns.
+    pub async fn scalar<T: serde::de::DeserializeOwned>(&self, sql: &str) -> T {
+        let value = self.db.row(sql).await.swap_remove(0);
+        serde_json::from_value(value.clone())
+            .unwrap_or_else(|e| panic!("{sql}: {value} is not the type asked for: {e}"))
+    }
+
     /// Removes an account behind latch's back (as an admin might).
-    pub fn delete_user(&self, username: &str) {
+    pub async fn delete_user(&self, username: &str) {
         let n = self
-            .db()
-            .execute("DELETE FROM users WHERE username = ?1", [username])
-            .unwrap();
+            .execute(&format!(
+                "DELETE FROM users WHERE username = {}",
+                quote(username)
+            ))
+            .await;
         assert_eq!(n, 1, "no user {username}");
     }
 
     /// Marks an account inactive (Django's `is_active = False`).
-    pub fn deactivate_user(&self, username: &str) {
+    pub async fn deactivate_user(&self, username: &str) {
         let n = self
-            .db()
-            .execute(
-                "UPDATE users SET is_active = 0 WHERE username = ?1",
-                [username],
-            )
-            .unwrap();
+            .execute(&format!(
+                "UPDATE users SET is_active = false WHERE username = {}",
+                quote(username)
+            ))
+            .await;
         assert_eq!(n, 1, "no user {username}");
-    }
-
-    /// The one value a query returns.
-    pub fn scalar<T: rusqlite::types::FromSql>(&self, sql: &str) -> T {
-        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
     /// Stops the server gracefully and starts it again on the same database.
@@ -352,6 +399,11 @@ pub fn now() -> i64 {
 
 /// True under CI=true, as CI runs the suite: a test whose tools are missing
 /// must then fail, not skip.
+/// `text` as an SQL string literal.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 pub fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::admin::{Ran, latch_on};
+use crate::admin::{Ran, latch_with};
 use crate::helpers::{TEST_SECRET, TestApp, spawn_app, wait_until};
 use crate::interop::{ask, python};
 
@@ -48,7 +48,7 @@ impl Fixture {
 fn import(app: &TestApp, source: &Path, flags: &[&str]) -> Ran {
     let mut args = vec!["import", "django", source.to_str().unwrap()];
     args.extend_from_slice(flags);
-    latch_on(&app.db_path(), app.smtp.port, &args, "")
+    latch_with(&app.db, app.smtp.port, &args, "")
 }
 
 /// The files of a folder with their contents.
@@ -118,7 +118,7 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
         dry.stdout
     );
     assert_eq!(
-        app.scalar::<i64>("SELECT COUNT(*) FROM users"),
+        app.scalar::<i64>("SELECT COUNT(*) FROM users").await,
         0,
         "a dry run changes nothing"
     );
@@ -141,13 +141,14 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
     // Kept as Django had them.
     for user in fixture.users() {
         let id = user["id"].as_i64().unwrap();
-        let row: (String, String, bool, bool, bool, i64, Option<i64>, String) = app
-            .db()
-            .query_row(
-                "SELECT username, email, is_active, is_staff, is_superuser, date_joined, last_login, password_hash FROM users WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
-            )
+        let row: (String, String, bool, bool, bool, i64, Option<i64>, String) =
+            serde_json::from_value(serde_json::Value::Array(
+                app.row(&format!(
+                    "SELECT username, email, is_active = true, is_staff = true, is_superuser = true, \
+                     date_joined, last_login, password_hash FROM users WHERE id = {id}"
+                ))
+                .await,
+            ))
             .unwrap();
         assert_eq!(row.0, user["username"].as_str().unwrap());
         assert_eq!(row.1, user["email"].as_str().unwrap());
@@ -190,6 +191,7 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
         "hashes upgraded",
         async || {
             app.scalar::<i64>("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$scrypt$%'")
+                .await
                 == with_passwords
         },
     )
@@ -212,7 +214,8 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
         again.stdout
     );
     assert_eq!(
-        app.scalar::<i64>("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$scrypt$%'"),
+        app.scalar::<i64>("SELECT COUNT(*) FROM users WHERE password_hash LIKE '$scrypt$%'")
+            .await,
         with_passwords
     );
 
@@ -222,7 +225,9 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
         .register("newcomer", "newcomer@example.com", "newcomer-pass-9")
         .await;
     assert_eq!(r.status, 201);
-    let id: i64 = app.scalar("SELECT id FROM users WHERE username = 'newcomer'");
+    let id: i64 = app
+        .scalar("SELECT id FROM users WHERE username = 'newcomer'")
+        .await;
     assert_eq!(id, fixture.manifest["max_id_ever"].as_i64().unwrap() + 1);
 }
 
@@ -287,7 +292,7 @@ async fn emails_equal_but_for_case_stop_the_import_unless_skipped() {
             ran.stderr
         );
         assert_eq!(
-            app.scalar::<i64>("SELECT COUNT(*) FROM users"),
+            app.scalar::<i64>("SELECT COUNT(*) FROM users").await,
             0,
             "{flags:?}"
         );
@@ -301,7 +306,7 @@ async fn emails_equal_but_for_case_stop_the_import_unless_skipped() {
             ran.stdout
         );
     }
-    let imported: i64 = app.scalar("SELECT COUNT(*) FROM users");
+    let imported: i64 = app.scalar("SELECT COUNT(*) FROM users").await;
     assert_eq!(imported as usize, fixture.users().len() - 2);
     assert_eq!(app.login("caseupper", "x").await.status, 401);
 }
@@ -323,7 +328,10 @@ async fn a_large_table_imports_with_progress_lines_off_a_terminal() {
         "{}",
         ran.stderr
     );
-    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM users"), 20_000);
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM users").await,
+        20_000
+    );
     let password = fixture.manifest["password"].as_str().unwrap();
     assert_eq!(app.login("user019999", password).await.status, 200);
 }

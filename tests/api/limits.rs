@@ -190,7 +190,10 @@ async fn registrations_and_reset_requests_are_limited_per_address() {
     }
     let body = json!({"email": "u0@example.com"});
     assert_limited(&post(&app, &client, "/api/auth/password/reset/", body, None).await);
-    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens"), 0);
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens").await,
+        0
+    );
 }
 
 #[tokio::test]
@@ -208,7 +211,10 @@ async fn a_reset_mail_goes_to_one_address_at_most_once_per_cooldown() {
         .await;
     assert_eq!(mails.len(), 1);
     // One token, so one mail was ever queued (each reset mail has its token).
-    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens"), 1);
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens").await,
+        1
+    );
 }
 
 #[tokio::test]

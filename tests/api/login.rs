@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, claims, now, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, claims, now, quote, spawn_app, spawn_app_with};
 
 const NO_ACCOUNT: &str = r#"{"detail":"No active account found with the given credentials"}"#;
 
@@ -60,7 +60,7 @@ async fn wrong_password_unknown_user_and_inactive_user_look_the_same() {
     let app = spawn_app().await;
     app.register("alice", "alice@example.com", PASSWORD).await;
     app.register("bob", "bob@example.com", PASSWORD).await;
-    app.deactivate_user("bob");
+    app.deactivate_user("bob").await;
 
     for (user, password) in [
         ("alice", "wrong-password"),
@@ -178,19 +178,20 @@ async fn weaker_hash_is_upgraded_on_login() {
     // Register under cheap parameters, then restart with stronger ones.
     let mut app = spawn_app().await;
     app.register("alice", "alice@example.com", PASSWORD).await;
-    let stored = |app: &crate::helpers::TestApp| -> String {
+    let stored = async |app: &crate::helpers::TestApp| -> String {
         app.scalar("SELECT password_hash FROM users WHERE username = 'alice'")
+            .await
     };
-    assert!(stored(&app).starts_with("$scrypt$ln=4,r=8,p=1$"));
+    assert!(stored(&app).await.starts_with("$scrypt$ln=4,r=8,p=1$"));
     app.restart_with(|c| c.password.scrypt_log_n = 6).await;
 
     assert_eq!(app.login("alice", PASSWORD).await.status, 200);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !stored(&app).starts_with("$scrypt$ln=6,r=8,p=1$") {
+    while !stored(&app).await.starts_with("$scrypt$ln=6,r=8,p=1$") {
         assert!(
             std::time::Instant::now() < deadline,
             "hash was not upgraded: {}",
-            stored(&app)
+            stored(&app).await
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -217,24 +218,22 @@ async fn imported_django_hashes_log_in_and_are_replaced_by_scrypt() {
         ("carol", "!vgbjUxSRdVBFbj4ZVX9TAIp6BmFXY6KXGNXYMosN"),
     ];
     let app = spawn_app().await;
-    let stored = |user: &str| -> String {
-        app.db()
-            .query_row(
-                "SELECT password_hash FROM users WHERE username = ?1",
-                [user],
-                |r| r.get(0),
-            )
-            .unwrap()
+    let stored = async |user: &str| -> String {
+        app.scalar(&format!(
+            "SELECT password_hash FROM users WHERE username = {}",
+            quote(user)
+        ))
+        .await
     };
     for (user, hash) in imported {
         app.register(user, &format!("{user}@example.com"), PASSWORD)
             .await;
-        app.db()
-            .execute(
-                "UPDATE users SET password_hash = ?1 WHERE username = ?2",
-                [hash, user],
-            )
-            .unwrap();
+        app.execute(&format!(
+            "UPDATE users SET password_hash = {} WHERE username = {}",
+            quote(hash),
+            quote(user)
+        ))
+        .await;
         app.login(user, "wrong-password")
             .await
             .assert(401, NO_ACCOUNT);
@@ -244,11 +243,11 @@ async fn imported_django_hashes_log_in_and_are_replaced_by_scrypt() {
     for user in ["alice", "bob"] {
         assert_eq!(app.login(user, PASSWORD).await.status, 200, "{user}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !stored(user).starts_with("$scrypt$ln=4,r=8,p=1$") {
+        while !stored(user).await.starts_with("$scrypt$ln=4,r=8,p=1$") {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{user}'s Django hash was not replaced: {}",
-                stored(user)
+                stored(user).await
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::helpers::{
-    PASSWORD, SmtpServer, TestApp, spawn_app, spawn_app_with, spawn_app_with_smtp, wait_until,
+    PASSWORD, SmtpServer, TestApp, TestDb, spawn_app, spawn_app_with, spawn_app_with_smtp,
+    wait_until,
 };
 
 const SENT: &str = r#"{"message":"Password reset link sent"}"#;
@@ -21,7 +22,7 @@ async fn mail_queued_while_smtp_is_down_arrives_when_it_comes_back() {
     wait_until(
         Duration::from_secs(5),
         "the worker never tried the queued mail",
-        async || app.scalar::<i64>("SELECT MIN(attempts) FROM outbox") >= 1,
+        async || app.scalar::<i64>("SELECT MIN(attempts) FROM outbox").await >= 1,
     )
     .await;
     assert_eq!(app.store().queued_mail_count().await.unwrap(), 3);
@@ -88,19 +89,34 @@ async fn file_transport_writes_eml_files() {
 
 /// Makes every DELETE on the outbox fail, as a broken database would,
 /// through a connection of the test's own.
-fn refuse_outbox_deletes(app: &TestApp) {
-    app.db()
-        .execute_batch(
-            "CREATE TRIGGER refuse_outbox_deletes BEFORE DELETE ON outbox
-             BEGIN SELECT RAISE(ABORT, 'injected'); END",
-        )
-        .unwrap();
+async fn refuse_outbox_deletes(app: &TestApp) {
+    match &app.db {
+        TestDb::Sqlite(_) => app
+            .sqlite()
+            .execute_batch(
+                "CREATE TRIGGER refuse_outbox_deletes BEFORE DELETE ON outbox
+                 BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            )
+            .unwrap(),
+        TestDb::Postgres { url } => crate::test_db::client(url)
+            .await
+            .batch_execute(
+                "CREATE FUNCTION refuse_deletes() RETURNS trigger LANGUAGE plpgsql
+                     AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$;
+                 CREATE TRIGGER refuse_outbox_deletes BEFORE DELETE ON outbox
+                     FOR EACH ROW EXECUTE FUNCTION refuse_deletes();",
+            )
+            .await
+            .unwrap(),
+    }
 }
 
-fn allow_outbox_deletes(app: &TestApp) {
-    app.db()
-        .execute_batch("DROP TRIGGER refuse_outbox_deletes")
-        .unwrap();
+async fn allow_outbox_deletes(app: &TestApp) {
+    let drop = match &app.db {
+        TestDb::Sqlite(_) => "DROP TRIGGER refuse_outbox_deletes",
+        TestDb::Postgres { .. } => "DROP TRIGGER refuse_outbox_deletes ON outbox",
+    };
+    app.execute(drop).await;
 }
 
 async fn queued(app: &TestApp) -> i64 {
@@ -111,7 +127,7 @@ async fn queued(app: &TestApp) -> i64 {
 async fn a_delivered_mail_is_not_sent_again_when_removing_it_fails() {
     let app = spawn_app().await;
     app.register("alice", "alice@example.com", PASSWORD).await;
-    refuse_outbox_deletes(&app);
+    refuse_outbox_deletes(&app).await;
     app.request_reset("alice@example.com")
         .await
         .assert(200, SENT);
@@ -132,7 +148,7 @@ async fn a_delivered_mail_is_not_sent_again_when_removing_it_fails() {
 
     // Once the database takes the DELETE again, the row goes, and the mail
     // was still sent once.
-    allow_outbox_deletes(&app);
+    allow_outbox_deletes(&app).await;
     wait_until(
         Duration::from_secs(10),
         "the delivered mail never left the outbox",
@@ -151,7 +167,7 @@ async fn a_mail_that_cannot_be_removed_does_not_hold_up_the_others() {
         app.register(user, &email, PASSWORD).await;
         app.request_reset(&email).await.assert(200, SENT);
     }
-    refuse_outbox_deletes(&app);
+    refuse_outbox_deletes(&app).await;
     app.smtp.come_up();
     let mails = app.smtp.wait_for_mail(2, Duration::from_secs(10)).await;
     let mut to: Vec<&str> = mails.iter().map(|m| m.to[0].as_str()).collect();

@@ -37,4 +37,5 @@ mod revocation;
 mod rotation;
 mod slow_clients;
 mod smtp;
+mod test_db;
 mod tls;

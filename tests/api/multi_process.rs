@@ -31,6 +31,6 @@ async fn processes_started_together_on_a_new_file_all_serve() {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4, "round {round}");
+        assert_eq!(version, 5, "round {round}");
     }
 }

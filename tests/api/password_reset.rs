@@ -54,7 +54,7 @@ async fn full_reset_flow_through_a_real_smtp_server() {
         async || app.store().queued_mail_count().await.unwrap() == 0,
     )
     .await;
-    let live_tokens: i64 = app.scalar("SELECT COUNT(*) FROM reset_tokens");
+    let live_tokens: i64 = app.scalar("SELECT COUNT(*) FROM reset_tokens").await;
     assert_eq!(live_tokens, 1, "the token went before its mail was removed");
 
     app.confirm_reset(&uid, &token, "brand-new-password")
@@ -209,12 +209,9 @@ async fn short_or_missing_new_password_changes_nothing() {
 async fn expired_tokens_are_refused() {
     let app = spawn_app().await;
     let (uid, token) = reset_link_for_alice(&app).await;
-    app.db()
-        .execute(
-            "UPDATE reset_tokens SET expires_at = strftime('%s','now') - 1",
-            [],
-        )
-        .unwrap();
+    let past = crate::helpers::now() - 1;
+    app.execute(&format!("UPDATE reset_tokens SET expires_at = {past}"))
+        .await;
     app.confirm_reset(&uid, &token, "brand-new-password")
         .await
         .assert(400, BAD_TOKEN);
@@ -267,7 +264,7 @@ async fn reset_tokens_are_never_stored() {
     app.request_reset("alice@example.com")
         .await
         .assert(200, SENT);
-    let queued_body: String = app.scalar("SELECT body FROM outbox");
+    let queued_body: String = app.scalar("SELECT body FROM outbox").await;
     assert!(
         queued_body.contains("{reset_link}") && !queued_body.contains("token="),
         "{queued_body}"
@@ -300,7 +297,7 @@ async fn mail_for_a_dead_token_is_dropped_from_the_queue() {
         .assert(200, SENT);
     assert_eq!(app.store().queued_mail_count().await.unwrap(), 1);
     // Tokens die when used, expired or superseded; their queued mail goes with them.
-    app.db().execute("DELETE FROM reset_tokens", []).unwrap();
+    app.execute("DELETE FROM reset_tokens").await;
     assert_eq!(app.store().queued_mail_count().await.unwrap(), 0);
 }
 

@@ -97,8 +97,8 @@ async fn valid_token_of_a_deleted_or_inactive_user() {
     let app = spawn_app().await;
     let (alice, _) = app.user_with_tokens("alice").await;
     let (bob, _) = app.user_with_tokens("bob").await;
-    app.delete_user("alice");
-    app.deactivate_user("bob");
+    app.delete_user("alice").await;
+    app.deactivate_user("bob").await;
     app.profile(&alice).await.assert(
         401,
         r#"{"detail":"User not found","code":"user_not_found"}"#,
@@ -121,7 +121,7 @@ async fn valid_token_of_a_deleted_or_inactive_user() {
 async fn a_new_user_does_not_inherit_a_deleted_users_id() {
     let app = spawn_app().await;
     let (alice, _) = app.user_with_tokens("alice").await;
-    app.delete_user("alice");
+    app.delete_user("alice").await;
     app.user_with_tokens("mallory").await;
     app.profile(&alice).await.assert(
         401,

@@ -9,23 +9,26 @@ use crate::smtp::SmtpServer;
 #[tokio::test]
 async fn a_sound_server_is_ready_and_the_probe_is_a_real_write_at_most_once_a_second() {
     let app = spawn_app().await;
-    let probes = || app.scalar::<String>("SELECT value FROM settings WHERE key = 'readyz_probe'");
+    let probes = async || {
+        app.scalar::<String>("SELECT value FROM settings WHERE key = 'readyz_probe'")
+            .await
+    };
     app.get("/readyz", None)
         .await
         .assert(200, r#"{"status":"ok"}"#);
-    assert_eq!(probes(), "1", "a committed write");
+    assert_eq!(probes().await, "1", "a committed write");
     // Asked again at once, it answers from the last probe.
     for _ in 0..20 {
         app.get("/readyz", None)
             .await
             .assert(200, r#"{"status":"ok"}"#);
     }
-    assert_eq!(probes(), "1");
+    assert_eq!(probes().await, "1");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.get("/readyz", None)
         .await
         .assert(200, r#"{"status":"ok"}"#);
-    assert_eq!(probes(), "2", "a second later, a new probe");
+    assert_eq!(probes().await, "2", "a second later, a new probe");
 }
 
 #[tokio::test]
@@ -97,7 +100,7 @@ async fn a_mailbox_the_relay_refuses_is_dropped_and_does_not_make_the_server_unr
     );
     assert_eq!(app.request_reset("refused@example.com").await.status, 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while app.scalar::<i64>("SELECT COUNT(*) FROM outbox") > 0 {
+    while app.scalar::<i64>("SELECT COUNT(*) FROM outbox").await > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "the refused mail stayed queued"

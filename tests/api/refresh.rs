@@ -99,8 +99,8 @@ async fn tokens_of_deleted_inactive_or_unknown_users_are_invalid() {
     let app = spawn_app().await;
     let (_, alice) = app.user_with_tokens("alice").await;
     let (_, bob) = app.user_with_tokens("bob").await;
-    app.delete_user("alice");
-    app.deactivate_user("bob");
+    app.delete_user("alice").await;
+    app.deactivate_user("bob").await;
     for token in [
         alice,
         bob,

@@ -22,7 +22,7 @@ async fn password_is_stored_only_as_a_scrypt_phc_hash() {
     app.register("alice", "alice@example.com", PASSWORD)
         .await
         .assert(201, CREATED);
-    let hash: String = app.scalar("SELECT password_hash FROM users");
+    let hash: String = app.scalar("SELECT password_hash FROM users").await;
     assert!(hash.starts_with("$scrypt$ln=4,r=8,p=1$"), "{hash}");
     assert!(!hash.contains(PASSWORD));
     let raw = std::fs::read(app.db_path()).unwrap();
@@ -223,7 +223,7 @@ async fn a_refused_registration_stores_nothing() {
     let app = spawn_app().await;
     app.register("alice", "alice@example.com", "short").await;
     app.register("alice", "bad-email", PASSWORD).await;
-    let users: i64 = app.scalar("SELECT COUNT(*) FROM users");
+    let users: i64 = app.scalar("SELECT COUNT(*) FROM users").await;
     assert_eq!(users, 0);
     app.register("alice", "alice@example.com", PASSWORD)
         .await
@@ -259,7 +259,7 @@ async fn twenty_simultaneous_registrations_of_one_username() {
     for r in responses.iter().filter(|r| r.status != 201) {
         r.assert(400, USERNAME_TAKEN);
     }
-    let users: i64 = app.scalar("SELECT COUNT(*) FROM users");
+    let users: i64 = app.scalar("SELECT COUNT(*) FROM users").await;
     assert_eq!(users, 1);
 }
 

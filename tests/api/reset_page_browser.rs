@@ -169,7 +169,7 @@ async fn reset_in_the_browser(app: &TestApp, client: &Client) -> Result<(), CmdE
     let path_and_query = &after_scheme[after_scheme.find('/').expect("a path")..];
     assert!(path_and_query.starts_with("/reset-password?uid="), "{link}");
     let page_url = app.url(path_and_query);
-    let hash_before: String = app.scalar("SELECT password_hash FROM users");
+    let hash_before: String = app.scalar("SELECT password_hash FROM users").await;
 
     client.goto(&page_url).await?;
     let form = visible_form(client).await?;
@@ -218,9 +218,9 @@ async fn reset_in_the_browser(app: &TestApp, client: &Client) -> Result<(), CmdE
     .await?;
     assert_eq!(focused_id(client).await?, "new-password");
     // Neither attempt changed anything: same hash, the link still alive.
-    let hash_now: String = app.scalar("SELECT password_hash FROM users");
+    let hash_now: String = app.scalar("SELECT password_hash FROM users").await;
     assert_eq!(hash_now, hash_before, "the password changed");
-    let live: i64 = app.scalar("SELECT COUNT(*) FROM reset_tokens");
+    let live: i64 = app.scalar("SELECT COUNT(*) FROM reset_tokens").await;
     assert_eq!(live, 1, "the link was used up");
 
     // 3. A good one, typed and submitted with the keyboard.

@@ -22,7 +22,9 @@ async fn everything_survives_a_restart_on_the_same_database() {
     app.register("alice", "other@example.com", PASSWORD)
         .await
         .assert(400, r#"{"error":"Username already exists."}"#);
-    let stored: String = app.scalar("SELECT value FROM settings WHERE key = 'jwt_secret'");
+    let stored: String = app
+        .scalar("SELECT value FROM settings WHERE key = 'jwt_secret'")
+        .await;
     assert_eq!(stored.len(), 64, "256 bits, hex");
 }
 

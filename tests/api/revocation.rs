@@ -67,12 +67,10 @@ async fn a_blacklisted_refresh_token_never_works_again() {
     app.refresh(&refresh).await.assert(401, BLACKLISTED);
     app.verify(&refresh).await.assert(401, BLACKLISTED);
     // Only the id and the expiry are kept.
-    let (jti, exp): (String, i64) = app
-        .db()
-        .query_row("SELECT jti, expires_at FROM blacklisted_tokens", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let row = app
+        .row("SELECT jti, expires_at FROM blacklisted_tokens")
+        .await;
+    let (jti, exp) = (row[0].as_str().unwrap(), row[1].as_i64().unwrap());
     assert_eq!(json!(jti), claims(&refresh)["jti"]);
     assert_eq!(json!(exp), claims(&refresh)["exp"]);
     // Survives a restart: it is in the database, not in memory.
@@ -112,7 +110,8 @@ async fn blacklist_refuses_access_tokens_and_garbage() {
     let r = app.post_json("/api/auth/logout/", json!({})).await;
     r.assert(400, r#"{"refresh":["This field is required."]}"#);
     assert_eq!(
-        app.scalar::<i64>("SELECT COUNT(*) FROM blacklisted_tokens"),
+        app.scalar::<i64>("SELECT COUNT(*) FROM blacklisted_tokens")
+            .await,
         0
     );
 }
@@ -194,8 +193,8 @@ async fn refresh_for_a_deleted_or_inactive_user_stays_refused() {
     let app = spawn_app().await;
     let (_a, ann) = app.user_with_tokens("ann").await;
     let (_b, bob) = app.user_with_tokens("bob").await;
-    app.deactivate_user("ann");
-    app.delete_user("bob");
+    app.deactivate_user("ann").await;
+    app.delete_user("bob").await;
     app.refresh(&ann).await.assert(401, INVALID);
     app.refresh(&bob).await.assert(401, INVALID);
     app.verify(&ann).await.assert(401, INVALID);
@@ -277,7 +276,8 @@ async fn forged_tokens_are_refused_at_verify_blacklist_and_logout() {
         );
     }
     assert_eq!(
-        app.scalar::<i64>("SELECT COUNT(*) FROM blacklisted_tokens"),
+        app.scalar::<i64>("SELECT COUNT(*) FROM blacklisted_tokens")
+            .await,
         0
     );
     assert_eq!(app.refresh(&refresh).await.status, 200);
@@ -309,5 +309,9 @@ async fn a_login_racing_a_password_reset_does_not_outlive_it() {
         401,
         r#"{"detail":"No active account found with the given credentials"}"#,
     );
-    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM refresh_tokens"), 0);
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM refresh_tokens")
+            .await,
+        0
+    );
 }

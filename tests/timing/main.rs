@@ -8,6 +8,9 @@ mod helpers;
 #[path = "../api/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
+#[path = "../api/test_db.rs"]
+#[allow(dead_code)]
+mod test_db;
 
 use std::time::{Duration, Instant};
 
@@ -113,5 +116,8 @@ async fn a_reset_for_an_unknown_address_takes_the_time_of_a_known_one() {
         "medians differ by {:.1}%: known {known:?}, unknown {unknown:?}",
         difference * 100.0
     );
-    assert_eq!(app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens"), 40);
+    assert_eq!(
+        app.scalar::<i64>("SELECT COUNT(*) FROM reset_tokens").await,
+        40
+    );
 }

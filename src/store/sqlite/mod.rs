@@ -7,6 +7,7 @@
 //! through [`Sqlite::write`], which runs them on the writer thread.
 
 mod django;
+mod limits;
 mod maintenance;
 mod outbox;
 mod refresh_tokens;
@@ -57,13 +58,24 @@ impl From<r2d2::Error> for StoreError {
     }
 }
 
+macro_rules! step {
+    ($name:literal) => {
+        (
+            $name,
+            include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
+        )
+    };
+}
+
 /// The schema, one step per file, in order; `PRAGMA user_version` counts
 /// the steps a database has had.
-const MIGRATIONS: [&str; 4] = [
-    include_str!("../migrations/sqlite/001_initial.sql"),
-    include_str!("../migrations/sqlite/002_token_lifecycle.sql"),
-    include_str!("../migrations/sqlite/003_django_accounts.sql"),
-    include_str!("../migrations/sqlite/004_outbox_queued_time.sql"),
+/// (The PostgreSQL steps have the same names: a test checks.)
+pub(crate) const MIGRATIONS: [(&str, &str); 5] = [
+    step!("001_initial"),
+    step!("002_token_lifecycle"),
+    step!("003_django_accounts"),
+    step!("004_outbox_queued_time"),
+    step!("005_login_limits"),
 ];
 
 /// Sets WAL mode and says which mode the file is in. Another process
@@ -105,7 +117,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     if version == MIGRATIONS.len() {
         return Ok(());
     }
-    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+    for (step, (_, sql)) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(sql)
             .with_context(|| format!("applying schema step {}", step + 1))?;
     }
@@ -297,7 +309,7 @@ pub(crate) mod tests {
     #[test]
     fn mail_waiting_before_the_upgrade_counts_as_queued_at_the_upgrade() {
         let mut conn = Connection::open_in_memory().unwrap();
-        for step in &MIGRATIONS[..3] {
+        for (_, step) in &MIGRATIONS[..3] {
             conn.execute_batch(step).unwrap();
         }
         conn.execute_batch(
@@ -320,8 +332,8 @@ pub(crate) mod tests {
     #[test]
     fn rebuilding_the_users_table_keeps_rows_references_and_the_id_high_water_mark() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        conn.execute_batch(MIGRATIONS[1].1).unwrap();
         conn.execute_batch(
             "PRAGMA user_version = 2;
              INSERT INTO users (id, username, email, email_key, password_hash, date_joined, tokens_revoked_before)

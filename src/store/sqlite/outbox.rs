@@ -17,46 +17,64 @@ pub(super) fn enqueue(
     Ok(())
 }
 
+fn queued_mail(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMail> {
+    let token_id: Option<i64> = row.get(5)?;
+    Ok(QueuedMail {
+        id: row.get(0)?,
+        recipient: row.get(1)?,
+        subject: row.get(2)?,
+        body: row.get(3)?,
+        attempts: row.get(4)?,
+        reset: match token_id {
+            Some(token_id) => Some(ResetTokenRef {
+                token_id,
+                user_id: row.get(6)?,
+                expires_at: row.get(7)?,
+            }),
+            None => None,
+        },
+    })
+}
+
 /// Ids as a JSON array, for `json_each`.
 fn id_list(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("a list of integers serializes")
 }
 
 impl Sqlite {
-    /// Mail due for a delivery attempt at `now_ms`, oldest first, leaving
-    /// out the ids in `except`.
-    pub fn due_mail(
+    /// Claims up to `limit` mails due at `now_ms` (oldest first, leaving out
+    /// the ids in `except`) for `lease_ms`: their next attempt moves to the
+    /// end of the lease, committed before any is sent. Another worker (of
+    /// this or another process) does not take them meanwhile; if this one
+    /// dies mid-send, they are due again when the lease ends.
+    pub fn claim_mail(
         &self,
         now_ms: i64,
         limit: i64,
+        lease_ms: i64,
         except: &[i64],
     ) -> StoreResult<Vec<QueuedMail>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare_cached(
-            "SELECT o.id, o.recipient, o.subject, o.body, o.attempts, t.id, t.user_id, t.expires_at
-             FROM outbox o LEFT JOIN reset_tokens t ON t.id = o.reset_token_id
-             WHERE o.next_attempt_ms <= ?1 AND o.id NOT IN (SELECT value FROM json_each(?3))
-             ORDER BY o.next_attempt_ms, o.id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![now_ms, limit, id_list(except)], |row| {
-            let token_id: Option<i64> = row.get(5)?;
-            Ok(QueuedMail {
-                id: row.get(0)?,
-                recipient: row.get(1)?,
-                subject: row.get(2)?,
-                body: row.get(3)?,
-                attempts: row.get(4)?,
-                reset: match token_id {
-                    Some(token_id) => Some(ResetTokenRef {
-                        token_id,
-                        user_id: row.get(6)?,
-                        expires_at: row.get(7)?,
-                    }),
-                    None => None,
-                },
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let except = id_list(except);
+        self.in_write_tx(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT o.id, o.recipient, o.subject, o.body, o.attempts, t.id, t.user_id, t.expires_at
+                 FROM outbox o LEFT JOIN reset_tokens t ON t.id = o.reset_token_id
+                 WHERE o.next_attempt_ms <= ?1 AND o.id NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY o.next_attempt_ms, o.id LIMIT ?2",
+            )?;
+            let claimed: Vec<QueuedMail> = stmt
+                .query_map(params![now_ms, limit, except], queued_mail)?
+                .collect::<Result<_, _>>()?;
+            let until = now_ms.saturating_add(lease_ms);
+            for mail in &claimed {
+                exec(
+                    tx,
+                    "UPDATE outbox SET next_attempt_ms = ?2 WHERE id = ?1",
+                    params![mail.id, until],
+                )?;
+            }
+            Ok(claimed)
+        })
     }
 
     /// The mail waiting, and for how long the oldest has (by SQLite's
@@ -151,28 +169,40 @@ mod tests {
         enqueue(&store.conn().unwrap(), &mail("b@x.io", 10), None).unwrap();
         assert_eq!(store.next_mail_due_ms(&[]).unwrap(), Some(0));
 
-        let due = store.due_mail(5, 10, &[]).unwrap();
-        assert_eq!(due.len(), 2);
-        let others = store.due_mail(5, 10, &[due[0].id]).unwrap();
-        assert_eq!(others.len(), 1, "the excepted one is left out");
-        assert_eq!(others[0].id, due[1].id);
-        let both = [due[0].id, due[1].id];
-        assert!(store.due_mail(5, 10, &both).unwrap().is_empty());
+        let due = store.claim_mail(5, 1, 1_000, &[]).unwrap();
+        assert_eq!(due.len(), 1, "the limit holds");
+        let others = store.claim_mail(5, 10, 1_000, &[]).unwrap();
+        assert_eq!(others.len(), 1, "the claimed one is not due while leased");
+        assert_ne!(others[0].id, due[0].id);
+        assert!(store.claim_mail(5, 10, 1_000, &[]).unwrap().is_empty());
+        assert_eq!(
+            store.next_mail_due_ms(&[]).unwrap(),
+            Some(1_005),
+            "the lease's end"
+        );
+        let both = [due[0].id, others[0].id];
         assert_eq!(store.next_mail_due_ms(&both).unwrap(), None);
         store
-            .mail_failed(due[0].id, 500, "connection refused")
+            .mail_failed(due[0].id, 5_000, "connection refused")
             .unwrap();
+        let again = store.claim_mail(1_005, 10, 1_000, &[]).unwrap();
         assert_eq!(
-            store.due_mail(100, 10, &[]).unwrap().len(),
+            again.len(),
             1,
-            "the failed one waits"
+            "a lease that ran out is due again; the failed one waits"
+        );
+        assert_eq!(again[0].id, others[0].id);
+        assert!(
+            store
+                .claim_mail(1_005, 10, 1_000, &[again[0].id])
+                .unwrap()
+                .is_empty()
         );
         assert_eq!(store.discard_stale_mail(100).unwrap(), 1);
-        let due = store.due_mail(500, 10, &[]).unwrap();
+        let due = store.claim_mail(5_000, 10, 1_000, &[]).unwrap();
         assert_eq!((due.len(), due[0].attempts), (1, 1));
         store.remove_mail(due[0].id).unwrap();
         assert_eq!(store.queued_mail_count().unwrap(), 0);
-        assert_eq!(store.next_mail_due_ms(&[]).unwrap(), None);
     }
 
     #[test]
