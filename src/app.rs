@@ -12,7 +12,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock::{self, SharedClock};
-use crate::config::{Config, Secret};
+use crate::config::{Config, Location, Secret};
 use crate::http::{self, AppState, Certificates, Readiness, Shared};
 use crate::limits::{AccountLimit, ClientIp, Limits};
 use crate::mail::{self, Mailer, OutboxHealth};
@@ -55,14 +55,22 @@ impl Server {
     /// The same, reading the time from `clock` (tests move it by hand).
     pub async fn start_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<Server> {
         let db = &config.database;
+        let mut location = db.location()?;
         // Declared before the store, so that on a failed start the store
         // closes before its folder is removed.
-        let temporary = temporary_database(&db.path)?;
-        let store = Store::open_sqlite(
-            temporary.as_ref().map_or(&db.path, |t| t.path()),
+        let temporary = match &location {
+            Location::Sqlite(path) => temporary_database(path)?,
+            Location::Postgres(_) => None,
+        };
+        if let Some(temporary) = &temporary {
+            location = Location::Sqlite(temporary.path().to_path_buf());
+        }
+        let store = Store::open(
+            &location,
             Duration::from_millis(db.busy_timeout_ms),
             db.pool_size,
-        )?;
+        )
+        .await?;
         let secret = stored_secret(
             &store,
             config.jwt.secret.as_ref(),

@@ -540,6 +540,10 @@ impl Worker {
         }
     }
 
+    fn idle_check(&self) -> Duration {
+        IDLE_CHECK.min(self.lease)
+    }
+
     fn count_store_error(&self, err: &StoreError) {
         if matches!(err, StoreError::Unavailable(_)) {
             self.metrics.db_unavailable.inc();
@@ -551,11 +555,13 @@ impl Worker {
     }
 
     /// How long to sleep when nothing is due right now: until the next mail
-    /// or the next owed removal is due, at most `IDLE_CHECK`.
+    /// or the next owed removal is due, at most `IDLE_CHECK` or a lease:
+    /// mail queued by another instance, or left by one that died, is not
+    /// announced here.
     async fn next_wakeup(&self) -> Duration {
         let next_mail = match self.store.next_mail_due_ms(&self.unremoved_ids()).await {
             Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64),
-            Ok(None) => IDLE_CHECK,
+            Ok(None) => self.idle_check(),
             Err(_) => FIRST_RETRY,
         };
         let now = Instant::now();
@@ -565,7 +571,7 @@ impl Worker {
             .map(|r| r.next_try.saturating_duration_since(now))
             .min()
             .unwrap_or(IDLE_CHECK);
-        next_mail.min(next_removal).min(IDLE_CHECK)
+        next_mail.min(next_removal).min(self.idle_check())
     }
 }
 

@@ -39,6 +39,18 @@ enum Command {
     SendTestEmail(cli::mail::SendTestEmailArgs),
     /// Copy the database consistently, also while `serve` runs on it.
     Backup(cli::backup::BackupArgs),
+    /// Copy every table into an empty database on another backend (SQLite
+    /// to PostgreSQL, or back), and check the counts.
+    MigrateStore(MigrateStoreCommand),
+}
+
+#[derive(Args)]
+struct MigrateStoreCommand {
+    /// Configuration file (for LATCH_DATABASE_URL's password and the timeouts)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    args: cli::migrate_store::MigrateStoreArgs,
 }
 
 #[derive(Args, Clone, Default)]
@@ -90,6 +102,7 @@ fn main() -> ExitCode {
         Command::Check(args) => target(&args.target),
         Command::SendTestEmail(args) => target(&args.target),
         Command::Backup(args) => target(&args.target),
+        Command::MigrateStore(command) => (command.config.clone(), Overrides::default()),
     };
     let loaded = match load_config(config_file, overrides) {
         Ok(loaded) => loaded,
@@ -117,6 +130,10 @@ fn main() -> ExitCode {
         Command::Backup(args) => {
             admin_logs(&loaded.warnings);
             cli::finish(cli::backup::run(loaded.config, args))
+        }
+        Command::MigrateStore(command) => {
+            admin_logs(&loaded.warnings);
+            cli::finish(cli::migrate_store::run(loaded.config, command.args))
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Failure, Outcome, Target, block_on};
-use crate::config::{Config, JwtAlgorithm, MailTransport, Secret};
+use crate::config::{Config, JwtAlgorithm, Location, MailTransport, Secret};
 use crate::mail::Outgoing;
 use crate::store;
 use crate::tokens::Tokens;
@@ -88,9 +88,75 @@ pub fn run(config: Config, warnings: &[String]) -> Outcome {
     }
 }
 
-/// Checks the database file; the settings it stores (generated secrets).
+/// Checks the database; the settings it stores (generated secrets).
 fn database(config: &Config, report: &mut Report) -> Vec<String> {
-    let path = &config.database.path;
+    match config.database.location() {
+        Ok(Location::Sqlite(path)) => sqlite_database(config, &path, report),
+        Ok(location) => block_on(postgres_database(config, &location, report)),
+        Err(err) => {
+            report.line(Verdict::Error, "database.url", format!("{err:#}"));
+            Vec::new()
+        }
+    }
+}
+
+/// Connects, reads the schema version, and (when current) counts the users.
+async fn postgres_database(
+    config: &Config,
+    location: &Location,
+    report: &mut Report,
+) -> Vec<String> {
+    let shown = store::describe(location);
+    let busy = Duration::from_millis(config.database.busy_timeout_ms);
+    let (version, known) = match store::schema_versions_at(location, busy).await {
+        Ok(versions) => versions,
+        Err(err) => {
+            report.line(Verdict::Error, "database.url", format!("{shown}: {err:#}"));
+            return Vec::new();
+        }
+    };
+    match version.cmp(&known) {
+        std::cmp::Ordering::Equal => {}
+        std::cmp::Ordering::Less => {
+            let text = match version {
+                0 => format!("{shown}: no latch tables yet; the first start creates them"),
+                _ => format!("{shown}: schema {version}; the next start migrates it to {known}"),
+            };
+            report.line(Verdict::Note, "database.url", text);
+            return Vec::new();
+        }
+        std::cmp::Ordering::Greater => {
+            report.line(
+                Verdict::Error,
+                "database.url",
+                format!(
+                    "{shown}: schema {version} was made by a newer latch (this one knows {known})"
+                ),
+            );
+            return Vec::new();
+        }
+    }
+    let found = async {
+        let store = store::Store::open(location, busy, 1).await?;
+        anyhow::Ok((store.users().await?.len(), store.setting_keys().await?))
+    };
+    match found.await {
+        Ok((users, settings)) => {
+            report.line(
+                Verdict::Ok,
+                "database.url",
+                format!("{shown}: schema {version} (current), {users} users"),
+            );
+            settings
+        }
+        Err(err) => {
+            report.line(Verdict::Error, "database.url", format!("{shown}: {err:#}"));
+            Vec::new()
+        }
+    }
+}
+
+fn sqlite_database(config: &Config, path: &std::path::Path, report: &mut Report) -> Vec<String> {
     let shown = path.display();
     if !path.exists() {
         report.line(

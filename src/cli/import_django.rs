@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::{Failure, Missing, Outcome, Target, Tools};
-use crate::config::Config;
+use super::{Failure, Missing, Outcome, Target, Tools, block_on};
+use crate::config::{Config, Location};
 use crate::import;
+use crate::store;
 
 #[derive(Args, Debug)]
 pub struct ImportArgs {
@@ -64,7 +65,8 @@ pub fn run(config: Config, from: ImportFrom) -> Outcome {
     // an empty one, and leaves no file behind.
     let mut config = config;
     let scratch = tempfile::tempdir()?;
-    if dry_run && !config.database.path.exists() {
+    if dry_run && !has_latch_tables(&config)? {
+        config.database.url = None;
         config.database.path = scratch.path().join("empty.db");
     }
     let tools = Tools::open(config, Missing::Create)?;
@@ -172,4 +174,16 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Whether the configured database exists and has latch's tables (a dry run
+/// must not create or migrate it).
+fn has_latch_tables(config: &Config) -> Result<bool, Failure> {
+    let busy = std::time::Duration::from_millis(config.database.busy_timeout_ms);
+    Ok(match config.database.location()? {
+        Location::Sqlite(path) => path.exists(),
+        location @ Location::Postgres(_) => {
+            block_on(store::schema_versions_at(&location, busy))?.0 > 0
+        }
+    })
 }

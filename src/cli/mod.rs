@@ -9,6 +9,7 @@ pub mod backup;
 pub mod check;
 pub mod import_django;
 pub mod mail;
+pub mod migrate_store;
 pub mod user;
 
 use std::io::IsTerminal as _;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::clock::{self, SharedClock};
-use crate::config::Config;
+use crate::config::{Config, Location};
 use crate::error::ApiError;
 use crate::passwords::Hasher;
 use crate::store::{self, Store, StoreError, User};
@@ -109,26 +110,36 @@ pub enum Missing {
 impl Tools {
     pub fn open(config: Config, missing: Missing) -> Result<Tools, Failure> {
         let db = &config.database;
-        if missing == Missing::Refuse && !db.path.exists() {
+        let location = db.location()?;
+        let shown = store::describe(&location);
+        let exists = match &location {
+            Location::Sqlite(path) => path.exists(),
+            Location::Postgres(_) => true,
+        };
+        if missing == Missing::Refuse && !exists {
             return Err(Failure(format!(
-                "there is no database at {} (set database.path, LATCH_DATABASE_PATH or --db)",
-                db.path.display()
+                "there is no database at {shown} (set database.path, LATCH_DATABASE_PATH or --db)"
             )));
         }
         let busy = Duration::from_millis(db.busy_timeout_ms);
+        let runtime = runtime();
         // Migrating is the server's job: a command run with a newer latch
         // must not change the schema under an older one still serving.
-        if db.path.exists() {
-            let (version, known) = store::schema_versions(&db.path, busy)?;
+        if exists {
+            let (version, known) = runtime.block_on(store::schema_versions_at(&location, busy))?;
+            let on_postgres = matches!(location, Location::Postgres(_));
+            if version == 0 && on_postgres && missing == Missing::Refuse {
+                return Err(Failure(format!(
+                    "the database {shown} has no latch tables yet: start `latch serve` on it once"
+                )));
+            }
             if version < known && version > 0 {
                 return Err(Failure(format!(
-                    "the database {} has schema version {version}, and this latch uses {known}: start this latch's `serve` on it once to migrate it, then run the command again",
-                    db.path.display()
+                    "the database {shown} has schema version {version}, and this latch uses {known}: start this latch's `serve` on it once to migrate it, then run the command again"
                 )));
             }
         }
-        let runtime = runtime();
-        let store = Store::open_sqlite(&db.path, busy, 2)?;
+        let store = runtime.block_on(Store::open(&location, busy, 2))?;
         let params = config.password.scrypt_params()?;
         let hasher = Hasher::new(params, 1, 4)?;
         let policy = PasswordPolicy::from_config(&config.password);

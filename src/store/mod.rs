@@ -38,6 +38,17 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Runs a PostgreSQL write as a task of its own, so that it finishes even
+/// when its caller goes away (a client that hung up), as a write given to
+/// the SQLite writer thread does.
+async fn detached<T: Send + 'static>(
+    write: impl std::future::Future<Output = StoreResult<T>> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::spawn(write)
+        .await
+        .map_err(|e| StoreError::Other(format!("a database write failed: {e}")))?
+}
+
 /// latch's database: every read and write of the server and the admin
 /// commands goes through here.
 #[derive(Clone)]
@@ -45,9 +56,33 @@ pub struct Store {
     backend: Backend,
 }
 
+/// The schema version of the database at `location` (0: none yet) and the
+/// version this latch knows, read without changing anything.
+pub async fn schema_versions_at(
+    location: &crate::config::Location,
+    busy_timeout: Duration,
+) -> anyhow::Result<(usize, usize)> {
+    match location {
+        crate::config::Location::Sqlite(path) => sqlite::schema_versions(path, busy_timeout),
+        crate::config::Location::Postgres(url) => {
+            postgres::Postgres::schema_versions(url.expose(), busy_timeout).await
+        }
+    }
+}
+
+/// How to name `location` in a message: the file, or the URL without its
+/// password.
+pub fn describe(location: &crate::config::Location) -> String {
+    match location {
+        crate::config::Location::Sqlite(path) => path.display().to_string(),
+        crate::config::Location::Postgres(url) => postgres::redact(url.expose()),
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
     Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 impl Store {
@@ -63,10 +98,47 @@ impl Store {
         })
     }
 
+    /// Opens the database a configuration names (see `Location`).
+    pub async fn open(
+        location: &crate::config::Location,
+        busy_timeout: Duration,
+        pool_size: u32,
+    ) -> anyhow::Result<Store> {
+        match location {
+            crate::config::Location::Sqlite(path) => {
+                Store::open_sqlite(path, busy_timeout, pool_size)
+            }
+            crate::config::Location::Postgres(url) => {
+                Store::open_postgres(url.expose(), busy_timeout, pool_size).await
+            }
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` and brings its schema
+    /// up to date (once, whatever the number of instances starting).
+    pub async fn open_postgres(
+        url: &str,
+        busy_timeout: Duration,
+        pool_size: u32,
+    ) -> anyhow::Result<Store> {
+        Ok(Store {
+            backend: Backend::Postgres(
+                postgres::Postgres::open(url, busy_timeout, pool_size).await?,
+            ),
+        })
+    }
+
+    /// True when this store is on PostgreSQL (what only SQLite has, such
+    /// as `latch backup`, says so).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// True when the database answers a query.
     pub async fn is_healthy(&self) -> bool {
         match &self.backend {
             Backend::Sqlite(s) => s.is_healthy(),
+            Backend::Postgres(p) => p.is_healthy().await,
         }
     }
 
@@ -75,19 +147,30 @@ impl Store {
     pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         match &self.backend {
             Backend::Sqlite(s) => s.user_by_id(id),
+            Backend::Postgres(p) => p.user_by_id(id).await,
         }
     }
 
     /// Exact, case-sensitive match, as Django's default user model does.
+    /// No name holds a NUL (registration refuses it; PostgreSQL cannot even
+    /// be asked for one), so such a name matches nobody.
     pub async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        if username.contains('\0') {
+            return Ok(None);
+        }
         match &self.backend {
             Backend::Sqlite(s) => s.user_by_username(username),
+            Backend::Postgres(p) => p.user_by_username(username).await,
         }
     }
 
     pub async fn user_by_email_key(&self, email_key: &str) -> StoreResult<Option<User>> {
+        if email_key.contains('\0') {
+            return Ok(None);
+        }
         match &self.backend {
             Backend::Sqlite(s) => s.user_by_email_key(email_key),
+            Backend::Postgres(p) => p.user_by_email_key(email_key).await,
         }
     }
 
@@ -95,6 +178,7 @@ impl Store {
     pub async fn users(&self) -> StoreResult<Vec<User>> {
         match &self.backend {
             Backend::Sqlite(s) => s.users(),
+            Backend::Postgres(p) => p.users().await,
         }
     }
 
@@ -103,6 +187,10 @@ impl Store {
     pub async fn insert_user(&self, user: NewUser, now: i64) -> StoreResult<InsertUser> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.insert_user(&user, now)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.insert_user(user, now).await }).await
+            }
         }
     }
 
@@ -112,6 +200,10 @@ impl Store {
     pub async fn set_password(&self, id: i64, new_hash: String, now: i64) -> StoreResult<bool> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.set_password(id, &new_hash, now)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.set_password(id, new_hash, now).await }).await
+            }
         }
     }
 
@@ -120,6 +212,10 @@ impl Store {
     pub async fn set_active(&self, id: i64, active: bool, now: i64) -> StoreResult<bool> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.set_active(id, active, now)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.set_active(id, active, now).await }).await
+            }
         }
     }
 
@@ -128,6 +224,10 @@ impl Store {
     pub async fn delete_user(&self, id: i64) -> StoreResult<bool> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.delete_user(id)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.delete_user(id).await }).await
+            }
         }
     }
 
@@ -143,6 +243,10 @@ impl Store {
             Backend::Sqlite(s) => {
                 s.write(move |s| s.upgrade_password_hash(id, &old_hash, &new_hash))
                     .await
+            }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.upgrade_password_hash(id, old_hash, new_hash).await }).await
             }
         }
     }
@@ -163,12 +267,17 @@ impl Store {
                 s.write(move |s| s.record_login_token(&token, &verified_hash, now))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.record_login_token(token, verified_hash, now).await }).await
+            }
         }
     }
 
     pub async fn refresh_state(&self, user_id: i64, jti: &str) -> StoreResult<RefreshState> {
         match &self.backend {
             Backend::Sqlite(s) => s.refresh_state(user_id, jti),
+            Backend::Postgres(p) => p.refresh_state(user_id, jti).await,
         }
     }
 
@@ -184,12 +293,21 @@ impl Store {
                 s.write(move |s| s.rotate_refresh_token(&presented, &new, now, grace))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.rotate_refresh_token(presented, new, now, grace).await })
+                    .await
+            }
         }
     }
 
     pub async fn revoke_family_of(&self, jti: String, now: i64) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.revoke_family_of(&jti, now)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.revoke_family_of(jti, now).await }).await
+            }
         }
     }
 
@@ -199,18 +317,27 @@ impl Store {
                 s.write(move |s| s.blacklist_token(&jti, expires_at, now))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.blacklist_token(jti, expires_at, now).await }).await
+            }
         }
     }
 
     pub async fn revoke_user_tokens(&self, user_id: i64, now: i64) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.revoke_user_tokens(user_id, now)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.revoke_user_tokens(user_id, now).await }).await
+            }
         }
     }
 
     pub async fn blacklisted_count(&self) -> StoreResult<i64> {
         match &self.backend {
             Backend::Sqlite(s) => s.blacklisted_count(),
+            Backend::Postgres(p) => p.blacklisted_count().await,
         }
     }
 
@@ -230,6 +357,11 @@ impl Store {
                 s.write(move |s| s.create_reset_token(user_id, expires_at, &mail, now))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.create_reset_token(user_id, expires_at, mail, now).await })
+                    .await
+            }
         }
     }
 
@@ -239,6 +371,10 @@ impl Store {
     pub async fn reset_decoy_write(&self, mail: NewMail, now: i64) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.reset_decoy_write(&mail, now)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.reset_decoy_write(mail, now).await }).await
+            }
         }
     }
 
@@ -249,6 +385,7 @@ impl Store {
     ) -> StoreResult<Vec<LiveResetToken>> {
         match &self.backend {
             Backend::Sqlite(s) => s.live_reset_tokens(user_id, now),
+            Backend::Postgres(p) => p.live_reset_tokens(user_id, now).await,
         }
     }
 
@@ -266,6 +403,11 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => {
                 s.write(move |s| s.reset_password(user_id, token_id, &new_hash, now))
+                    .await
+            }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.reset_password(user_id, token_id, new_hash, now).await })
                     .await
             }
         }
@@ -290,12 +432,18 @@ impl Store {
                 s.write(move |s| s.claim_mail(now_ms, limit, lease_ms, &except))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                let except = except.to_vec();
+                detached(async move { p.claim_mail(now_ms, limit, lease_ms, &except).await }).await
+            }
         }
     }
 
     pub async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
         match &self.backend {
             Backend::Sqlite(s) => s.outbox_backlog(),
+            Backend::Postgres(p) => p.outbox_backlog().await,
         }
     }
 
@@ -303,6 +451,7 @@ impl Store {
     pub async fn next_mail_due_ms(&self, except: &[i64]) -> StoreResult<Option<i64>> {
         match &self.backend {
             Backend::Sqlite(s) => s.next_mail_due_ms(except),
+            Backend::Postgres(p) => p.next_mail_due_ms(except).await,
         }
     }
 
@@ -310,6 +459,10 @@ impl Store {
     pub async fn remove_mail(&self, id: i64) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.remove_mail(id)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.remove_mail(id).await }).await
+            }
         }
     }
 
@@ -324,6 +477,10 @@ impl Store {
                 s.write(move |s| s.mail_failed(id, next_attempt_ms, &error))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.mail_failed(id, next_attempt_ms, error).await }).await
+            }
         }
     }
 
@@ -331,12 +488,17 @@ impl Store {
     pub async fn discard_stale_mail(&self, now_ms: i64) -> StoreResult<usize> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.discard_stale_mail(now_ms)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.discard_stale_mail(now_ms).await }).await
+            }
         }
     }
 
     pub async fn queued_mail_count(&self) -> StoreResult<i64> {
         match &self.backend {
             Backend::Sqlite(s) => s.queued_mail_count(),
+            Backend::Postgres(p) => p.queued_mail_count().await,
         }
     }
 
@@ -356,6 +518,14 @@ impl Store {
                 s.write(move |s| s.login_limit_acquire(&account, now_ms, interval_ms, burst))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move {
+                    p.login_limit_acquire(account, now_ms, interval_ms, burst)
+                        .await
+                })
+                .await
+            }
         }
     }
 
@@ -366,6 +536,10 @@ impl Store {
                 s.write(move |s| s.login_limit_refund(&account, interval_ms))
                     .await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.login_limit_refund(account, interval_ms).await }).await
+            }
         }
     }
 
@@ -373,6 +547,10 @@ impl Store {
     pub async fn purge_login_limits(&self, now_ms: i64) -> StoreResult<u64> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.purge_login_limits(now_ms)).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.purge_login_limits(now_ms).await }).await
+            }
         }
     }
 
@@ -383,6 +561,18 @@ impl Store {
     pub async fn probe_write(&self) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(|s| s.probe_write()).await,
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                detached(async move { p.probe_write().await }).await
+            }
+        }
+    }
+
+    /// The keys of the stored settings (not their values).
+    pub async fn setting_keys(&self) -> StoreResult<Vec<String>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.setting_keys(),
+            Backend::Postgres(p) => p.setting_keys().await,
         }
     }
 
@@ -399,6 +589,11 @@ impl Store {
                 let key = key.to_string();
                 s.write(move |s| s.setting_or_insert(&key, candidate)).await
             }
+            Backend::Postgres(p) => {
+                let p = p.clone();
+                let key = key.to_string();
+                detached(async move { p.setting_or_insert(&key, candidate).await }).await
+            }
         }
     }
 
@@ -408,6 +603,7 @@ impl Store {
     pub async fn holdings(&self) -> StoreResult<Holdings> {
         match &self.backend {
             Backend::Sqlite(s) => s.holdings(),
+            Backend::Postgres(p) => p.holdings().await,
         }
     }
 
@@ -425,6 +621,47 @@ impl Store {
         match &self.backend {
             // An admin command's one write, in a transaction of its own.
             Backend::Sqlite(s) => s.import_users(plan, write, progress),
+            Backend::Postgres(p) => p.import_users(plan, write, progress).await,
         }
+    }
+
+    // Moving between backends (`latch migrate-store`).
+
+    /// Every row, read at one consistent moment.
+    pub async fn snapshot(&self) -> StoreResult<Snapshot> {
+        match &self.backend {
+            // An admin command's one read, on its own thread.
+            Backend::Sqlite(s) => s.snapshot(),
+            Backend::Postgres(p) => p.snapshot().await,
+        }
+    }
+
+    /// Rows per table, in the order of [`TABLES`].
+    pub async fn table_counts(&self) -> StoreResult<[u64; 7]> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.table_counts(),
+            Backend::Postgres(p) => p.table_counts().await,
+        }
+    }
+
+    /// Writes `snapshot` into this database, which must hold no rows at
+    /// all, in one transaction.
+    pub async fn restore(&self, snapshot: &Snapshot) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.restore(snapshot),
+            Backend::Postgres(p) => p.restore(snapshot).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_backends_have_the_same_schema_steps_under_the_same_names() {
+        let names = |steps: &[(&'static str, &str)]| steps.iter().map(|s| s.0).collect::<Vec<_>>();
+        assert_eq!(
+            names(&super::sqlite::MIGRATIONS),
+            names(&super::postgres::MIGRATIONS)
+        );
     }
 }

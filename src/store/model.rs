@@ -207,3 +207,93 @@ pub const JWT_SECRET: &str = "jwt_secret";
 pub const LIMITS_SECRET: &str = "limits_secret";
 /// Where a reset-link secret generated on the first start is kept.
 pub const RESET_SECRET: &str = "reset_secret";
+
+/// Every row of every latch table, as `latch migrate-store` copies them from
+/// one backend to another. Ids are kept, and so are the high-water marks of
+/// the id sequences, so that no id is handed out twice after the move.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub users: Vec<UserRow>,
+    pub refresh_tokens: Vec<RefreshTokenRow>,
+    pub blacklisted_tokens: Vec<(String, i64)>,
+    pub reset_tokens: Vec<ResetTokenRow>,
+    pub outbox: Vec<OutboxRow>,
+    pub settings: Vec<(String, String)>,
+    pub login_limits: Vec<(String, i64)>,
+    /// The highest id ever handed out in users, reset_tokens and outbox.
+    pub id_marks: IdMarks,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdMarks {
+    pub users: i64,
+    pub reset_tokens: i64,
+    pub outbox: i64,
+}
+
+/// A user with what only the store keeps about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub user: User,
+    pub tokens_revoked_before: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRow {
+    pub jti: String,
+    pub user_id: i64,
+    pub family: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub retired_at: Option<i64>,
+    pub successor: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetTokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub reset_token_id: Option<i64>,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub discard_after_ms: i64,
+    pub last_error: Option<String>,
+    pub queued_ms: i64,
+}
+
+/// The tables, in the order they are copied (referenced before referencing).
+pub const TABLES: [&str; 7] = [
+    "users",
+    "refresh_tokens",
+    "blacklisted_tokens",
+    "reset_tokens",
+    "outbox",
+    "settings",
+    "login_limits",
+];
+
+impl Snapshot {
+    /// Rows per table, in the order of [`TABLES`].
+    pub fn counts(&self) -> [u64; 7] {
+        [
+            self.users.len(),
+            self.refresh_tokens.len(),
+            self.blacklisted_tokens.len(),
+            self.reset_tokens.len(),
+            self.outbox.len(),
+            self.settings.len(),
+            self.login_limits.len(),
+        ]
+        .map(|n| n as u64)
+    }
+}

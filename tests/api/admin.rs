@@ -340,11 +340,11 @@ async fn check_passes_on_a_sound_setup_and_names_each_broken_setting() {
     let app = spawn_app().await;
     let ok = latch(&app, &["check"], "");
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
-    assert!(
-        ok.stdout.contains("ok      database.path: "),
-        "{}",
-        ok.stdout
-    );
+    let database = match app.db {
+        TestDb::Sqlite(_) => "ok      database.path: ",
+        TestDb::Postgres { .. } => "ok      database.url: ",
+    };
+    assert!(ok.stdout.contains(database), "{}", ok.stdout);
     assert!(
         ok.stdout.contains("ok      smtp.host: 127.0.0.1:"),
         "{}",
@@ -354,7 +354,7 @@ async fn check_passes_on_a_sound_setup_and_names_each_broken_setting() {
 
     // The SMTP server is down.
     let down = SmtpServer::down();
-    let ran = latch_on(&app.db_path(), down.port, &["check"], "");
+    let ran = latch_with(&app.db, down.port, &["check"], "");
     assert_eq!(ran.code, 1);
     let line = ran.stdout.lines().find(|l| l.starts_with("error")).unwrap();
     assert!(line.starts_with("error   smtp.host: 127.0.0.1:"), "{line}");
@@ -384,8 +384,8 @@ async fn check_passes_on_a_sound_setup_and_names_each_broken_setting() {
     // A bad setting stops it before anything else, naming the key.
     let toml = dir.path().join("bad.toml");
     std::fs::write(&toml, "[database]\npool_size = -1\n").unwrap();
-    let ran = latch_on(
-        &app.db_path(),
+    let ran = latch_with(
+        &app.db,
         1,
         &["check", "--config", toml.to_str().unwrap()],
         "",
@@ -412,8 +412,8 @@ async fn send_test_email_reports_the_servers_answer_or_the_exact_failure() {
     assert_eq!(mails[0].to, ["ops@example.com"]);
 
     let down = SmtpServer::down();
-    let ran = latch_on(
-        &app.db_path(),
+    let ran = latch_with(
+        &app.db,
         down.port,
         &["send-test-email", "ops@example.com"],
         "",

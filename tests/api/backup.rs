@@ -3,12 +3,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::admin::latch_on;
-use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+use crate::admin::{latch_on, latch_with};
+use crate::helpers::TestDb;
+use crate::helpers::{PASSWORD, spawn_sqlite_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_it() {
-    let app = Arc::new(spawn_app().await);
+    let app = Arc::new(spawn_sqlite_app_with(|_| {}).await);
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
     let refused = Arc::new(Mutex::new(Vec::<u16>::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -99,7 +100,7 @@ async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_i
     );
 
     // latch serves the copy: a user from before the backup logs in.
-    let restored = spawn_app_with(|c| c.database.path = copy.clone()).await;
+    let restored = spawn_sqlite_app_with(|c| c.database.path = copy.clone()).await;
     assert_eq!(restored.login(&before[0], PASSWORD).await.status, 200);
     restored.shutdown().await;
 
@@ -128,7 +129,7 @@ async fn a_backup_during_a_register_flood_holds_every_user_acknowledged_before_i
 
 #[tokio::test]
 async fn a_backup_over_the_live_database_or_its_wal_is_refused() {
-    let app = spawn_app().await;
+    let app = spawn_sqlite_app_with(|_| {}).await;
     assert_eq!(
         app.register("ann", "ann@example.com", PASSWORD)
             .await
@@ -158,4 +159,19 @@ async fn a_backup_over_the_live_database_or_its_wal_is_refused() {
             .status,
         201
     );
+}
+
+#[test]
+fn on_postgresql_backup_points_to_its_own_tools() {
+    // Refused before any connection: no server needed.
+    let db = TestDb::Postgres {
+        url: "postgres://latch:secret@127.0.0.1:1/latch".into(),
+    };
+    let target = tempfile::tempdir().unwrap();
+    let copy = target.path().join("copy.db");
+    let ran = latch_with(&db, 1, &["backup", copy.to_str().unwrap()], "");
+    assert_eq!(ran.code, 1);
+    assert!(ran.stderr.contains("pg_dump"), "{}", ran.stderr);
+    assert!(!ran.stderr.contains("secret"), "{}", ran.stderr);
+    assert!(!copy.exists());
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::{PASSWORD, in_ci, spawn_app_with};
+use crate::helpers::{PASSWORD, in_ci, spawn_sqlite_app_with};
 
 /// A tmpfs mounted for the test, lazily unmounted when dropped.
 struct SmallDisk(PathBuf);
@@ -69,7 +69,7 @@ async fn a_full_disk_gives_503s_for_writes_keeps_reads_and_recovers() {
         }
     };
     let db = disk.0.join("auth.db");
-    let app = spawn_app_with(|c| c.database.path = db).await;
+    let app = spawn_sqlite_app_with(|c| c.database.path = db).await;
     let (access, _) = app.user_with_tokens("alice").await;
 
     let filler = disk.fill();

@@ -63,7 +63,14 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
 /// Starts latch on a SQLite file whatever the suite's backend: for tests
 /// of the file itself (backups, crashes, a full disk).
 pub async fn spawn_sqlite_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
-    spawn_app_with(|config| {
+    spawn_sqlite_app_with_smtp(SmtpServer::start(), customize).await
+}
+
+pub async fn spawn_sqlite_app_with_smtp(
+    smtp: SmtpServer,
+    customize: impl FnOnce(&mut Config),
+) -> TestApp {
+    spawn_app_with_smtp(smtp, |config| {
         if config.database.url.take().is_some() {
             config.database.path = sqlite_path_beside(&config.mail.file_dir);
         }
@@ -335,6 +342,11 @@ impl TestApp {
 impl TestApp {
     /// Stops the server gracefully.
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Stops the server gracefully, keeping its folder (and database).
+    pub async fn stop(&mut self) {
         self.server.take().expect("server running").shutdown().await;
     }
 }

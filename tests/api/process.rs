@@ -33,6 +33,8 @@ impl Process {
             .env("LATCH_METRICS_BIND", "127.0.0.1:0")
             .envs(envs.iter().copied())
             .env_remove("RUST_LOG")
+            .env_remove("LATCH_TEST_DATABASE_URL")
+            .env_remove("LATCH_TEST_BACKEND")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

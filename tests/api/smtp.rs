@@ -57,6 +57,8 @@ impl ReceivedMail {
 #[derive(Clone, Default)]
 struct Collector {
     inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    /// How long the server takes over each mail before it answers.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
     to: Vec<String>,
     data: Vec<u8>,
 }
@@ -84,6 +86,8 @@ impl Handler for Collector {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = self.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(delay));
         let mail = ReceivedMail {
             to: std::mem::take(&mut self.to),
             raw: String::from_utf8_lossy(&self.data).into_owned(),
@@ -97,6 +101,7 @@ impl Handler for Collector {
 pub struct SmtpServer {
     pub port: u16,
     inbox: Arc<Mutex<Vec<ReceivedMail>>>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SmtpServer {
@@ -116,6 +121,7 @@ impl SmtpServer {
         SmtpServer {
             port,
             inbox: Arc::default(),
+            delay_ms: Arc::default(),
         }
     }
 
@@ -124,6 +130,7 @@ impl SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("SMTP port still free");
         let handler = Collector {
             inbox: self.inbox.clone(),
+            delay_ms: self.delay_ms.clone(),
             ..Default::default()
         };
         let mut server = SmtpListener::new(handler);
@@ -134,6 +141,15 @@ impl SmtpServer {
         std::thread::spawn(move || {
             let _ = server.serve();
         });
+    }
+
+    /// From now on, each mail is answered only after `delay`: a sender is
+    /// mid-delivery for that long.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(
+            delay.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {

@@ -116,6 +116,49 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// Everything the database holds, to search for what must never be
+    /// stored: the SQLite file and its write-ahead log as they are on disk,
+    /// or every row of every table as PostgreSQL shows it.
+    pub async fn everything(&self) -> Vec<u8> {
+        match self {
+            TestDb::Sqlite(path) => {
+                let mut bytes = std::fs::read(path).unwrap();
+                bytes.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+                bytes
+            }
+            TestDb::Postgres { url } => {
+                let client = client(url).await;
+                let tables = client
+                    .query(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let mut text = String::new();
+                for table in tables {
+                    let name: String = table.get(0);
+                    let sql =
+                        format!("SELECT COALESCE(string_agg(t::text, E'\\n'), '') FROM {name} t");
+                    text.push_str(
+                        &client
+                            .query_one(&sql, &[])
+                            .await
+                            .unwrap()
+                            .get::<_, String>(0),
+                    );
+                }
+                assert!(
+                    text.contains("$scrypt$") || !text.contains("users"),
+                    "rows were read"
+                );
+                text.into_bytes()
+            }
+        }
+    }
+}
+
 fn sqlite(path: &Path) -> rusqlite::Connection {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.busy_timeout(std::time::Duration::from_secs(5))

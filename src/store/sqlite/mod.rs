@@ -13,6 +13,7 @@ mod outbox;
 mod refresh_tokens;
 mod reset_tokens;
 pub mod settings;
+mod snapshot;
 mod temporary;
 mod users;
 mod writer;

@@ -19,6 +19,14 @@ impl Sqlite {
         })
     }
 
+    /// The keys of the stored settings (not their values).
+    pub fn setting_keys(&self) -> StoreResult<Vec<String>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT key FROM settings ORDER BY key")?;
+        let keys = stmt.query_map([], |r| r.get(0))?;
+        Ok(keys.collect::<Result<_, _>>()?)
+    }
+
     /// Returns the stored value of `key`, storing `candidate` first if there is none.
     /// The bool is true when this call created it. Safe against a concurrent
     /// caller: whoever inserts first wins and both get the same value.

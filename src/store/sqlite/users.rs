@@ -11,7 +11,7 @@ pub(super) fn end_sessions(tx: &rusqlite::Connection, id: i64, now: i64) -> Stor
     revoke_all_of_user(tx, id, now)
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key, \
+pub(super) const USER_COLUMNS: &str = "id, username, email, password_hash, is_active, email_key, \
      is_staff, is_superuser, date_joined, last_login";
 
 /// Every user, by id, read on `conn` (inside a transaction of the caller's,
@@ -22,7 +22,7 @@ pub(super) fn all_users(conn: &rusqlite::Connection) -> StoreResult<Vec<User>> {
     Ok(users.collect::<Result<_, _>>()?)
 }
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
         username: row.get(1)?,
