@@ -13,6 +13,12 @@ soak: about a minute of mixed load; fails if any request errs, RSS grows by
 more than 10% between the first and last quarter, or /metrics does not count
 the load.
 
+postgres: the same requests on SQLite and on PostgreSQL (on loopback, in a
+throwaway cluster with fsync on: bench/run.sh --postgres), beside bare warp;
+then two latch instances on one PostgreSQL database, each loaded by its own
+wrk at once. Prints where the CPU time of each request goes: latch, the
+PostgreSQL server processes, and the rest (wrk, the kernel).
+
 hot: GET profile/ and POST token/refresh/ alone (the hot paths), in rounds
 that alternate a --baseline binary (an earlier build), this build with
 metrics on (scraped every second during the load) and this build with
@@ -78,13 +84,17 @@ class Latch:
     settings, but a known signing secret so that the benchmark can mint tokens,
     and its metrics on a free port (`scrape()`)."""
 
-    def __init__(self, binary, env=None, db=None, https=False):
+    def __init__(self, binary, env=None, db=None, https=False, database_url=None):
         self.dir = tempfile.TemporaryDirectory()
         self.port = free_port()
         self.metrics_port = free_port()
         self.db = db or os.path.join(self.dir.name, "auth.db")
+        where = ["--db", self.db]
+        if database_url:
+            env = {**(env or {}), "LATCH_DATABASE_URL": database_url}
+            where = []
         self.proc = subprocess.Popen(
-            [binary, "--bind", f"127.0.0.1:{self.port}", "--db", self.db],
+            [binary, "--bind", f"127.0.0.1:{self.port}", *where],
             cwd=self.dir.name,
             env={**os.environ, "LATCH_JWT_SECRET": SECRET,
                  "LATCH_METRICS_BIND": f"127.0.0.1:{self.metrics_port}", **(env or {})},
@@ -536,9 +546,128 @@ def hot(args):
         print(f"{load}: wrk counted {by_wrk:,} requests, /metrics {by_metrics:,.0f}")
 
 
+def postgres_cpu_secs():
+    """CPU time used so far by every PostgreSQL server process."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm.startswith("postgres"):
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def fresh_postgres_database(server_url):
+    """A new database on the server; its URL."""
+    name = "bench_" + os.urandom(6).hex()
+    subprocess.run(["psql", "-q", "-c", f"CREATE DATABASE {name}", server_url], check=True)
+    base, query = (server_url.split("?", 1) + [""])[:2]
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+def postgres(args):
+    """SQLite and PostgreSQL side by side, then two instances on PostgreSQL."""
+    server = os.environ.get("LATCH_BENCH_DATABASE_URL")
+    if not server:
+        sys.exit("postgres mode needs LATCH_BENCH_DATABASE_URL (bench/run.sh --postgres sets it)")
+    seconds = args.seconds
+    cores = os.cpu_count()
+    hash_ms = float(subprocess.run([args.scrypt_time, *map(str, SCRYPT)], capture_output=True, text=True, check=True).stdout)
+    hash_ceiling = cores / (hash_ms / 1000)
+    port = free_port()
+    bare = subprocess.Popen([args.bare, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_healthy(port, bare)
+    ceiling = wrk(f"http://127.0.0.1:{port}/", 64, seconds)
+    bare.terminate()
+    bare.wait()
+
+    def measured(latch, run):
+        """Runs `run`; returns its wrk result and the CPU ms per request of
+        latch and of the PostgreSQL server."""
+        latch_before, pg_before = latch.cpu_secs(), postgres_cpu_secs()
+        result = run()
+        requests = max(result["requests"], 1)
+        result["latch_ms"] = (latch.cpu_secs() - latch_before) * 1000 / requests
+        result["pg_ms"] = (postgres_cpu_secs() - pg_before) * 1000 / requests
+        return result
+
+    results = {}
+    for backend in ["sqlite", "postgres"]:
+        url = fresh_postgres_database(server) if backend == "postgres" else None
+        latch = Latch(args.latch, LIMITS_OFF, database_url=url)
+        tokens = latch.user("bencher")
+        latch.users("login", 16)
+        env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"], "USERNAME": "login", "USERS": "16",
+               "PASSWORD": PASSWORD, "PREFIX": "r"}
+        results[backend] = {
+            "profile": measured(latch, lambda: wrk(latch.url + "/api/auth/profile/", 64, seconds, "profile.lua", env)),
+            "refresh": measured(latch, lambda: wrk(latch.url + "/api/auth/token/refresh/", 64, seconds, "refresh.lua", env)),
+            "login": measured(latch, lambda: wrk(latch.url + "/api/auth/login/", 16, 2 * seconds, "login.lua", env)),
+            "register": measured(latch, lambda: wrk(latch.url + "/api/auth/register/", 16, 2 * seconds, "register.lua", env)),
+        }
+        latch.stop()
+
+    # Two instances on one database, each loaded by its own wrk at once.
+    url = fresh_postgres_database(server)
+    pair = [Latch(args.latch, LIMITS_OFF, database_url=url) for _ in range(2)]
+    tokens = pair[0].user("bencher")
+    env = {"ACCESS": tokens["access"], "REFRESH": tokens["refresh"]}
+    both = {}
+    for load, script, path in [("profile", "profile.lua", "/api/auth/profile/"),
+                               ("refresh", "refresh.lua", "/api/auth/token/refresh/")]:
+        outcome = [None, None]
+        def run(i):
+            outcome[i] = wrk(pair[i].url + path, 32, seconds, script, env)
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        both[load] = outcome
+    for latch in pair:
+        latch.stop()
+
+    def line(name, conns, r, base, base_name):
+        note = f"{r['rps'] / base['rps']:.2f} of {base_name}; CPU per request: latch {r['latch_ms']:.3f} ms, PostgreSQL {r['pg_ms']:.3f} ms"
+        return row(name, conns, r, f"{r['rps'] / ceiling['rps']:.2f}", note)
+
+    s, p = results["sqlite"], results["postgres"]
+    lines = [
+        f"Machine: {machine()}. wrk 1 thread on the same machine, loopback; PostgreSQL 15 on loopback in a "
+        f"throwaway cluster (pg_virtualenv, fsync on, default settings). {seconds} s per run ({2 * seconds} s for login and register).",
+        f"Password hashing: scrypt N=2^{SCRYPT[0]}, r={SCRYPT[1]}, p={SCRYPT[2]}: hashing ceiling {hash_ceiling:.1f} hashes/s.",
+        "",
+        "| load | connections | requests/s | p50 | p99 | non-2xx | of bare warp | vs. |",
+        "|---|---|---|---|---|---|---|---|",
+        row("bare warp, fixed JSON", 64, ceiling, "1.00", "HTTP ceiling"),
+    ]
+    for load, conns in [("profile", 64), ("refresh", 64), ("login", 16), ("register", 16)]:
+        label = {"profile": "GET profile/", "refresh": "POST token/refresh/", "login": "POST login/",
+                 "register": "POST register/"}[load]
+        lines.append(line(f"{label}, SQLite", conns, s[load], s[load], "SQLite"))
+        lines.append(line(f"{label}, PostgreSQL", conns, p[load], s[load], "SQLite"))
+    for load in ["profile", "refresh"]:
+        a, b = both[load]
+        total = a["rps"] + b["rps"]
+        single = p[load]["rps"]
+        lines.append(f"| {load}, two instances on PostgreSQL, 32 connections each | 2 x 32 | {a['rps']:,.0f} + {b['rps']:,.0f} = {total:,.0f} | "
+                     f"{ms(a['p50'])} / {ms(b['p50'])} | {ms(a['p99'])} / {ms(b['p99'])} | "
+                     f"{a['non2xx'] + a['socket_errors'] + b['non2xx'] + b['socket_errors']} | {total / ceiling['rps']:.2f} | "
+                     f"{total / single:.2f} of one instance with 64 |")
+    lines += ["", f"Hashing ceiling for login and register: {hash_ceiling:.1f}/s; login on SQLite {s['login']['rps'] / hash_ceiling:.2f} "
+              f"and on PostgreSQL {p['login']['rps'] / hash_ceiling:.2f} of it."]
+    print("\n".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["bench", "soak", "tls", "hot"])
+    parser.add_argument("mode", choices=["bench", "soak", "tls", "hot", "postgres"])
     parser.add_argument("--latch", default=os.path.join(ROOT, "target/release/latch"))
     parser.add_argument("--bare", default=os.path.join(ROOT, "target/release/examples/bare_warp"))
     parser.add_argument("--bare-tls", default=os.path.join(ROOT, "target/release/examples/bare_tls"))
@@ -553,7 +682,7 @@ def main():
         os.path.abspath, (args.latch, args.bare, args.bare_tls, args.scrypt_time, args.reference))
     if args.baseline:
         args.baseline = os.path.abspath(args.baseline)
-    {"bench": bench, "soak": soak, "tls": tls, "hot": hot}[args.mode](args)
+    {"bench": bench, "soak": soak, "tls": tls, "hot": hot, "postgres": postgres}[args.mode](args)
 
 
 if __name__ == "__main__":

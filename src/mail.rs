@@ -25,6 +25,9 @@ use crate::metrics::Metrics;
 use crate::reset::{LINK_PLACEHOLDER, ResetLinks};
 use crate::store::{QueuedMail, Store, StoreError};
 
+/// A send stops this long before its mail's lease ends, for the clocks and
+/// the round trips of recording the outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
 /// How many queued mails one pass of the worker picks up.
 const BATCH: i64 = 32;
 /// The worker looks at the queue at least this often, even if nobody pokes it.
@@ -400,8 +403,7 @@ impl Worker {
     /// failure to read the queue at all ends it early.
     async fn deliver_due(&mut self) -> anyhow::Result<Pass> {
         let mut trouble = !self.retry_removals().await;
-        let now = now_ms();
-        match self.store.discard_stale_mail(now).await {
+        match self.store.discard_stale_mail(now_ms()).await {
             Ok(0) => {}
             Ok(stale) => tracing::warn!(
                 count = stale,
@@ -413,11 +415,13 @@ impl Worker {
                 trouble = true;
             }
         }
+        // Taken before the claim, so that the lease this worker counts on
+        // never outlasts the one in the database.
         let claimed_at = Instant::now();
         let lease_ms = self.lease.as_millis().try_into().unwrap_or(i64::MAX);
         let due = self
             .store
-            .claim_mail(now, BATCH, lease_ms, &self.unremoved_ids())
+            .claim_mail(now_ms(), BATCH, lease_ms, &self.unremoved_ids())
             .await
             .inspect_err(|err| self.count_store_error(err))?;
         let full_batch = due.len() as i64 == BATCH;
@@ -433,9 +437,15 @@ impl Worker {
         }
         for mail in due {
             let id = mail.id;
-            // Past this point another instance could take the mail over
-            // while it is being sent: the rest wait for their leases to end.
-            if claimed_at.elapsed() + self.send_time >= self.lease {
+            // A send must end before the lease does, or another instance
+            // could take the mail over while it is still being sent. lettre
+            // bounds only the connection by smtp.timeout_secs, so the whole
+            // send is bounded here; the rest wait for their leases to end.
+            let left = self
+                .lease
+                .saturating_sub(claimed_at.elapsed())
+                .saturating_sub(LEASE_MARGIN);
+            if left < self.send_time {
                 tracing::warn!(
                     mail_id = id,
                     lease_secs = self.lease.as_secs(),
@@ -443,7 +453,17 @@ impl Worker {
                 );
                 break;
             }
-            match self.mailer.send(&mail).await {
+            let sent = match tokio::time::timeout(left, self.mailer.send(&mail)).await {
+                Ok(sent) => sent,
+                Err(_) => Err(SendError::Retry {
+                    why: format!(
+                        "the SMTP server took longer than the {} s left of the mail's lease",
+                        left.as_secs()
+                    ),
+                    stuck: false,
+                }),
+            };
+            match sent {
                 Ok(()) => {
                     self.health.draining();
                     self.metrics.mail_delivered.inc();
@@ -467,7 +487,8 @@ impl Worker {
                     let next = now_ms().saturating_add(delay.as_millis() as i64);
                     tracing::warn!(mail_id = id, attempt = mail.attempts + 1, retry_in_ms = delay.as_millis() as u64,
                         error = %why, "outbox: delivery failed; will retry");
-                    if let Err(err) = self.store.mail_failed(id, next, why).await {
+                    let lease = mail.lease_until_ms;
+                    if let Err(err) = self.store.mail_failed(id, lease, next, why).await {
                         self.count_store_error(&err);
                         tracing::warn!(mail_id = id, error = %err, "outbox: could not record a failed delivery");
                         trouble = true;

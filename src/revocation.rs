@@ -81,7 +81,7 @@ pub async fn check(
         Verdict::Usable | Verdict::InGrace => Ok(()),
         Verdict::Reused => {
             let jti = token.jti.clone();
-            store.revoke_family_of(jti, now).await?;
+            store.revoke_family_of(token.user_id, jti, now).await?;
             reuse_detected(token.user_id);
             Err(refusal(Verdict::Reused))
         }
@@ -164,7 +164,7 @@ pub async fn blacklist(store: &Store, presented: Presented, now: i64) -> Result<
     let done = state.blacklisted && state.row.as_ref().is_none_or(|r| r.revoked_at.is_some());
     if !done {
         store
-            .blacklist_token(token.jti, token.expires_at, now)
+            .blacklist_token(token.user_id, token.jti, token.expires_at, now)
             .await?;
     }
     Ok(())

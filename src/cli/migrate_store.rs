@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{Failure, Outcome, block_on};
 use crate::config::{Config, Location, has_password};
-use crate::store::{Store, TABLES};
+use crate::store::{self, Store, TABLES};
 
 #[derive(Args, Debug)]
 pub struct MigrateStoreArgs {
@@ -79,6 +79,16 @@ async fn copy(config: &Config, from: &Location, to: &Location) -> Outcome {
         return Err(Failure(format!(
             "there is no database at {}",
             path.display()
+        )));
+    }
+    // Only read: a source made or served by another latch version is
+    // refused rather than migrated under it.
+    let (version, known) = store::schema_versions_at(from, busy)
+        .await
+        .map_err(|e| Failure(format!("reading --from: {e:#}")))?;
+    if version != known {
+        return Err(Failure(format!(
+            "--from has schema version {version}, and this latch uses {known}: start this latch's `serve` on it once (or use the latch that made it), then copy"
         )));
     }
     let source = Store::open(from, busy, 2)

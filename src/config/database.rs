@@ -44,14 +44,12 @@ impl DatabaseConfig {
 /// `password=` among its parameters).
 pub fn has_password(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let (authority, query) = match rest.split_once('?') {
-        Some((before, query)) => (before, query),
-        None => (rest, ""),
-    };
-    let authority = authority.split('/').next().unwrap_or_default();
-    let in_userinfo = authority
-        .rsplit_once('@')
+    // As tokio-postgres reads a URL: the user part is everything up to the
+    // first '@' ('/' and '?' in a password included).
+    let in_userinfo = rest
+        .split_once('@')
         .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    let query = rest.split_once('?').map_or("", |(_, query)| query);
     let in_query = query.split('&').any(|pair| {
         pair.split('=')
             .next()
@@ -75,10 +73,10 @@ mod tests {
             "postgres://latch@db:5432/latch?sslmode=verify-full"
         ));
         assert!(!has_password("postgres://db:5432/latch"));
-        assert!(
-            !has_password("postgres://db/a:b@c"),
-            "a colon and @ past the host are not userinfo"
-        );
+        // Passwords holding what ends a host elsewhere: tokio-postgres
+        // reads the user part up to the first '@'.
+        assert!(has_password("postgres://latch:ab/cd@db/latch"));
+        assert!(has_password("postgres://latch:pa?ss@db/latch"));
     }
 
     #[test]

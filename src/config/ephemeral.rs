@@ -34,6 +34,14 @@ pub(super) fn apply(config: &mut Config, set_in: impl Fn(&str) -> Option<String>
             "--ephemeral: database.path (set in {place}) is not used: the database is a temporary one"
         ));
     }
+    // Never a real database: its users' hashes would be rewritten with the
+    // cheap cost below at their next login.
+    if config.database.url.take().is_some() {
+        let place = set_in("database.url").unwrap_or_else(|| "the configuration".into());
+        adjusted.notes.push(format!(
+            "--ephemeral: database.url (set in {place}) is not used: the database is a temporary one"
+        ));
+    }
 
     config.limits.enabled = false;
 

@@ -126,6 +126,16 @@ pub fn load(sources: Sources) -> anyhow::Result<Loaded> {
             let messages: Vec<String> = err.into_iter().map(|e| without_values(&e)).collect();
             anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
         })?;
+    // The flag names a file; a URL from a lower layer would win over it.
+    if o.db.is_some()
+        && let Some(place) =
+            set_in(&layers, "database.url").filter(|_| config.database.url.is_some())
+    {
+        config.database.url = None;
+        notes.push(format!(
+            "--db: database.url (set in {place}) is not used: the database is the file --db names"
+        ));
+    }
     if o.ephemeral {
         let adjusted = ephemeral::apply(&mut config, |key| set_in(&layers, key));
         warnings.extend(adjusted.warnings);
@@ -164,7 +174,12 @@ impl<N: AsRef<str>, P: Provider> Provider for Named<N, P> {
 }
 
 /// Settings whose values must not appear in an error message.
-const SECRET_KEYS: [&str; 3] = ["jwt.secret", "reset.secret", "smtp.password"];
+const SECRET_KEYS: [&str; 4] = [
+    "jwt.secret",
+    "reset.secret",
+    "smtp.password",
+    "database.url",
+];
 
 /// An error's text without anything that could be a secret: a bad value of a
 /// secret setting is not quoted, and a file that does not parse is reported
@@ -312,9 +327,9 @@ impl Config {
                 );
             }
         }
-        if self.mail.lease_secs <= self.smtp.timeout_secs {
+        if self.mail.lease_secs < 2 * self.smtp.timeout_secs {
             bail!(
-                "invalid mail.lease_secs: {} must be longer than smtp.timeout_secs ({}), or no mail could be sent before another instance may take it over",
+                "invalid mail.lease_secs: {} must be at least twice smtp.timeout_secs ({}), so that a send fits in a lease before another instance may take the mail over",
                 self.mail.lease_secs,
                 self.smtp.timeout_secs
             );

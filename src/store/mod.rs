@@ -301,17 +301,28 @@ impl Store {
         }
     }
 
-    pub async fn revoke_family_of(&self, jti: String, now: i64) -> StoreResult<()> {
+    /// Revokes the login (family) of token `jti` of user `user_id` (its
+    /// verified claim): a replay was seen.
+    pub async fn revoke_family_of(&self, user_id: i64, jti: String, now: i64) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.write(move |s| s.revoke_family_of(&jti, now)).await,
             Backend::Postgres(p) => {
                 let p = p.clone();
-                detached(async move { p.revoke_family_of(jti, now).await }).await
+                detached(async move { p.revoke_family_of(user_id, jti, now).await }).await
             }
         }
     }
 
-    pub async fn blacklist_token(&self, jti: String, expires_at: i64, now: i64) -> StoreResult<()> {
+    /// Blacklists token `jti` of user `user_id` (its verified claim) and
+    /// revokes the rest of its login. Settled against a rotation of the same
+    /// token on another instance: one of the two goes first.
+    pub async fn blacklist_token(
+        &self,
+        user_id: i64,
+        jti: String,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()> {
         match &self.backend {
             Backend::Sqlite(s) => {
                 s.write(move |s| s.blacklist_token(&jti, expires_at, now))
@@ -319,7 +330,8 @@ impl Store {
             }
             Backend::Postgres(p) => {
                 let p = p.clone();
-                detached(async move { p.blacklist_token(jti, expires_at, now).await }).await
+                detached(async move { p.blacklist_token(user_id, jti, expires_at, now).await })
+                    .await
             }
         }
     }
@@ -466,20 +478,30 @@ impl Store {
         }
     }
 
+    /// Records a failed attempt at mail `id`, claimed until
+    /// `lease_until_ms`, and when to try again. Nothing, if the lease ran out
+    /// and another worker has taken the mail since.
     pub async fn mail_failed(
         &self,
         id: i64,
+        lease_until_ms: i64,
         next_attempt_ms: i64,
         error: String,
     ) -> StoreResult<()> {
+        // An SMTP server's words, which PostgreSQL cannot store with a NUL.
+        let error = error.replace('\0', "\u{fffd}");
         match &self.backend {
             Backend::Sqlite(s) => {
-                s.write(move |s| s.mail_failed(id, next_attempt_ms, &error))
+                s.write(move |s| s.mail_failed(id, lease_until_ms, next_attempt_ms, &error))
                     .await
             }
             Backend::Postgres(p) => {
                 let p = p.clone();
-                detached(async move { p.mail_failed(id, next_attempt_ms, error).await }).await
+                detached(async move {
+                    p.mail_failed(id, lease_until_ms, next_attempt_ms, error)
+                        .await
+                })
+                .await
             }
         }
     }

@@ -144,6 +144,9 @@ pub struct QueuedMail {
     pub subject: String,
     pub body: String,
     pub attempts: i64,
+    /// When the claim on it ends (Unix milliseconds): it is this worker's
+    /// until then, and what it records about the mail is refused after.
+    pub lease_until_ms: i64,
     /// For a reset mail: the token whose link goes into the body.
     pub reset: Option<ResetTokenRef>,
 }

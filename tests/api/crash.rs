@@ -92,6 +92,12 @@ async fn reset_mail_queued_before_kill_9_is_delivered_after_restart() {
     let args = ["--smtp-host", "127.0.0.1", "--smtp-port", port.as_str()];
     let mut env = TEST_SETTINGS.to_vec();
     env.push(("LATCH_MAIL_RETRY_MAX_SECS", "1"));
+    // Mail the killed process had claimed (its worker was trying it) is due
+    // again when the claim's lease ends: short here, minutes by default.
+    env.extend([
+        ("LATCH_MAIL_LEASE_SECS", "3"),
+        ("LATCH_SMTP_TIMEOUT_SECS", "1"),
+    ]);
 
     let latch = Process::start(dir.path(), &args, &env);
     let base = format!("http://{}", latch.addr());

@@ -141,20 +141,22 @@ async fn django_users_log_in_with_their_django_passwords_and_keep_their_ids() {
     // Kept as Django had them.
     for user in fixture.users() {
         let id = user["id"].as_i64().unwrap();
-        let row: (String, String, bool, bool, bool, i64, Option<i64>, String) =
+        let row: (String, String, i64, i64, i64, i64, Option<i64>, String) =
             serde_json::from_value(serde_json::Value::Array(
                 app.row(&format!(
-                    "SELECT username, email, is_active = true, is_staff = true, is_superuser = true, \
-                     date_joined, last_login, password_hash FROM users WHERE id = {id}"
+                    "SELECT username, email, CASE WHEN is_active THEN 1 ELSE 0 END,
+                            CASE WHEN is_staff THEN 1 ELSE 0 END,
+                            CASE WHEN is_superuser THEN 1 ELSE 0 END,
+                            date_joined, last_login, password_hash FROM users WHERE id = {id}"
                 ))
                 .await,
             ))
             .unwrap();
         assert_eq!(row.0, user["username"].as_str().unwrap());
         assert_eq!(row.1, user["email"].as_str().unwrap());
-        assert_eq!(row.2, user["is_active"].as_bool().unwrap());
-        assert_eq!(row.3, user["is_staff"].as_bool().unwrap());
-        assert_eq!(row.4, user["is_superuser"].as_bool().unwrap());
+        assert_eq!(row.2 == 1, user["is_active"].as_bool().unwrap());
+        assert_eq!(row.3 == 1, user["is_staff"].as_bool().unwrap());
+        assert_eq!(row.4 == 1, user["is_superuser"].as_bool().unwrap());
         assert_eq!(row.5, user["date_joined"].as_i64().unwrap(), "{}", row.0);
         assert_eq!(row.6, user["last_login"].as_i64(), "{}", row.0);
         assert_eq!(

@@ -26,6 +26,7 @@ mod multi_process;
 mod openapi;
 mod password_reset;
 mod password_rules;
+mod postgres_outage;
 mod process;
 mod profile;
 mod readiness;

@@ -137,6 +137,38 @@ async fn a_sqlite_database_copied_to_postgresql_serves_every_user() {
         new.scalar::<i64>("SELECT COUNT(*) FROM users").await,
         users_before + 1
     );
+
+    // And back: PostgreSQL to a new SQLite file, served from there.
+    let mut new = new;
+    new.stop().await;
+    let back_dir = tempfile::tempdir().unwrap();
+    let back = back_dir.path().join("back.db");
+    let back_url = format!("sqlite://{}", back.display());
+    let ran = latch_with(
+        &target,
+        1,
+        &["migrate-store", "--from", &to, "--to", &back_url],
+        "",
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let served =
+        spawn_sqlite_app_with_smtp(SmtpServer::start(), |c| c.database.path = back.clone()).await;
+    assert_eq!(served.login("newcomer", PASSWORD).await.status, 200);
+    assert_eq!(
+        served.login("user3", "a-brand-new-horse-3").await.status,
+        200
+    );
+    served
+        .register("latest", "latest@example.com", PASSWORD)
+        .await;
+    let latest: i64 = served
+        .scalar("SELECT id FROM users WHERE username = 'latest'")
+        .await;
+    assert_eq!(
+        latest,
+        USERS as i64 + 2,
+        "ids go on from PostgreSQL's sequence"
+    );
 }
 
 #[tokio::test]

@@ -270,6 +270,13 @@ async fn reset_tokens_are_never_stored() {
         "{queued_body}"
     );
     let files_while_queued = app.db.everything().await;
+    let address = b"alice@example.com";
+    assert!(
+        files_while_queued
+            .windows(address.len())
+            .any(|w| w == address),
+        "the rows were searched"
+    );
 
     app.smtp.come_up();
     let (_, token) = app.smtp.wait_for_mail(1, MAIL_WAIT).await[0].reset_params();

@@ -16,6 +16,7 @@
 //! - `verify-ca` (a chain without a name check) is refused: use `verify-full`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -104,6 +105,20 @@ pub(super) fn target(url: &str) -> anyhow::Result<Target> {
     Ok(Target { config, tls })
 }
 
+/// Makes the sessions wait at most `busy_timeout` (at least a millisecond:
+/// 0 would mean forever) for a lock, through the startup options. Options
+/// the URL gave are kept, after this one: a `-c lock_timeout=…` of the URL's
+/// own wins.
+pub(super) fn set_lock_timeout(config: &mut tokio_postgres::Config, busy_timeout: Duration) {
+    let ms = busy_timeout.as_millis().max(1);
+    let ours = format!("-c lock_timeout={ms}ms");
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{ours} {given}"),
+        _ => ours,
+    };
+    config.options(options);
+}
+
 /// The URL without `sslmode` and `sslrootcert`, and their values.
 fn take_tls_params(url: &str) -> anyhow::Result<(String, Option<String>, Option<String>)> {
     let Some((base, query)) = url.split_once('?') else {
@@ -150,18 +165,20 @@ pub(crate) fn redact(url: &str) -> String {
     } else {
         format!("{scheme}://")
     };
-    let (head, query) = match rest.split_once('?') {
-        Some((head, query)) => (head, Some(query)),
-        None => (rest, None),
-    };
-    // As tokio-postgres reads it: the user part ends at the first '@'.
-    let head = match head.split_once('@') {
-        Some((creds, host)) => match creds.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{creds}@{host}"),
+    // As tokio-postgres reads it: the user part is everything up to the
+    // first '@', whatever it holds ('/' and '?' included).
+    let (creds, after) = match rest.split_once('@') {
+        Some((creds, after)) => match creds.split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), after),
+            None => (format!("{creds}@"), after),
         },
-        None => head.to_string(),
+        None => (String::new(), rest),
     };
+    let (head, query) = match after.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (after, None),
+    };
+    let head = format!("{creds}{head}");
     let query = query.map(|q| {
         q.split('&')
             .map(|pair| match pair.split_once('=') {
@@ -242,6 +259,10 @@ mod tests {
             redact("postgresql://db/latch?user=ann&password=s3cret"),
             "postgresql://db/latch?user=ann&password=***"
         );
+        assert_eq!(
+            redact("postgres://ann:ab/c?d@db/latch?sslmode=require"),
+            "postgres://ann:***@db/latch?sslmode=require"
+        );
         for url in [
             "postgres://ann:s3cret@db/latch?sslmode=verify-ca",
             "postgres://ann:s3cret@db/latch?sslmode=bogus",
@@ -252,6 +273,28 @@ mod tests {
             let err = format!("{:#}", target(url).err().unwrap());
             assert!(!err.contains("s3cret"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_lock_timeout_is_the_busy_timeout_and_the_urls_options_stay() {
+        let mut plain = target("postgres://a:b@h/d").unwrap().config;
+        set_lock_timeout(&mut plain, Duration::from_millis(2500));
+        assert_eq!(plain.get_options(), Some("-c lock_timeout=2500ms"));
+        let mut zero = target("postgres://a:b@h/d").unwrap().config;
+        set_lock_timeout(&mut zero, Duration::ZERO);
+        assert_eq!(
+            zero.get_options(),
+            Some("-c lock_timeout=1ms"),
+            "0 is forever"
+        );
+        let mut given = target("postgres://a:b@h/d?options=-c%20work_mem%3D8MB")
+            .unwrap()
+            .config;
+        set_lock_timeout(&mut given, Duration::from_secs(5));
+        assert_eq!(
+            given.get_options(),
+            Some("-c lock_timeout=5000ms -c work_mem=8MB")
+        );
     }
 
     #[test]

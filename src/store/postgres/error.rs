@@ -51,6 +51,11 @@ impl From<tokio_postgres::Error> for Failure {
         let code = err.code().map(SqlState::code).unwrap_or("");
         // The server asks for the transaction to be run again.
         let conflict = matches!(code, "40001" | "40P01");
+        // A lock was not had within the lock timeout (the busy timeout,
+        // which is how long a write waits, as on SQLite), or the statement
+        // was cancelled (a timeout of the server's, or an administrator):
+        // busy, and trying again at once would only wait as long again.
+        let cancelled = matches!(code, "55P03" | "57014");
         // The connection is gone or the server cannot serve it now; a fresh
         // connection may do. (A TLS failure is an io error too, but lasting.)
         let connection = err.is_closed()
@@ -60,7 +65,7 @@ impl From<tokio_postgres::Error> for Failure {
                 && is_io(&err)
                 && !err.to_string().starts_with("error performing TLS"));
         Failure {
-            error: if conflict || connection {
+            error: if conflict || connection || cancelled {
                 StoreError::Unavailable(message)
             } else {
                 StoreError::Other(message)
@@ -78,7 +83,17 @@ impl From<tokio_postgres::Error> for Failure {
 impl From<PoolError> for Failure {
     fn from(err: PoolError) -> Self {
         match err {
-            PoolError::Backend(err) => Failure::from(err),
+            // No connection could be made (the server is down, refuses
+            // connections to the database, is out of slots...): whatever the
+            // server said, the database is unavailable to this request.
+            PoolError::Backend(err) => Failure {
+                error: StoreError::Unavailable(format!(
+                    "no database connection: {}",
+                    describe(&err)
+                )),
+                retry: true,
+                unique_constraint: None,
+            },
             PoolError::Timeout(_) => {
                 StoreError::Unavailable(format!("no database connection: {err}")).into()
             }

@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 
 use super::users::all_users;
-use super::{Failure, Postgres, col, query_one};
+use super::{Failure, Postgres, high_water_mark, query_one};
 use crate::store::{Holdings, ImportWrite, ImportedUser, StoreError, StoreResult};
 
 /// Users inserted per statement (and per progress report).
@@ -62,20 +62,9 @@ impl Postgres {
 }
 
 async fn holdings(c: &impl GenericClient) -> Result<Holdings, Failure> {
-    let users = all_users(c).await?;
-    // The sequence's name comes from the catalog, quoted as needed.
-    let row = query_one(c, "SELECT pg_get_serial_sequence('users', 'id')", &[]).await?;
-    let sequence: String = col(&row, 0)?;
-    let row = query_one(
-        c,
-        &format!("SELECT last_value, is_called FROM {sequence}"),
-        &[],
-    )
-    .await?;
-    let (last, called): (i64, bool) = (col(&row, 0)?, col(&row, 1)?);
     Ok(Holdings {
-        users,
-        max_id_ever: if called { last } else { 0 },
+        users: all_users(c).await?,
+        max_id_ever: high_water_mark(c, "users").await?,
     })
 }
 

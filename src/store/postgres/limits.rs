@@ -1,7 +1,9 @@
 //! The login-failure limit's rows: one GCRA state per account, shared by
-//! every instance on the database. Each step is one statement, so the read
-//! and the write of an account's state cannot interleave with another
-//! instance's: the row lock of the upsert decides.
+//! every instance on the database. The read and the write of an account's
+//! state are one statement, so they cannot interleave with another
+//! instance's: the row lock of the upsert decides. Each step is a
+//! transaction of its own, so that a step is run again only when it surely
+//! did not commit (an acquire must not count twice).
 
 use super::{Postgres, col, exec, query_opt};
 use crate::store::StoreResult;
@@ -20,12 +22,13 @@ impl Postgres {
         burst: i64,
     ) -> StoreResult<Result<(), i64>> {
         let window = burst.saturating_mul(interval_ms);
-        attempt!(self, |c| {
-            // A refund between the refused upsert and the read can make the
-            // wait come out as nothing: then the cell is free, try again.
+        in_tx!(self, |tx| {
+            // A refused upsert keeps the row locked until the commit, so the
+            // read sees the state it was refused on. Should the wait come
+            // out as nothing all the same, the cell is free: try again.
             for _ in 0..3 {
                 let taken = query_opt(
-                    c,
+                    tx,
                     "INSERT INTO login_limits AS l (account, tat_ms)
                      SELECT $1, $2::BIGINT + $3::BIGINT WHERE $3::BIGINT - $4::BIGINT <= 0
                      ON CONFLICT (account) DO UPDATE
@@ -39,7 +42,7 @@ impl Postgres {
                     return Ok(Ok(()));
                 }
                 let stored = query_opt(
-                    c,
+                    tx,
                     "SELECT tat_ms FROM login_limits WHERE account = $1",
                     &[&account],
                 )
@@ -62,9 +65,9 @@ impl Postgres {
 
     /// Gives one cell back: the attempt turned out not to be a failure.
     pub async fn login_limit_refund(&self, account: String, interval_ms: i64) -> StoreResult<()> {
-        attempt!(self, |c| {
+        in_tx!(self, |tx| {
             exec(
-                c,
+                tx,
                 "UPDATE login_limits SET tat_ms = tat_ms - $2 WHERE account = $1",
                 &[&account, &interval_ms],
             )
@@ -75,8 +78,13 @@ impl Postgres {
 
     /// Forgets accounts back at their full allowance; returns how many.
     pub async fn purge_login_limits(&self, now_ms: i64) -> StoreResult<u64> {
-        attempt!(self, |c| {
-            exec(c, "DELETE FROM login_limits WHERE tat_ms <= $1", &[&now_ms]).await
+        in_tx!(self, |tx| {
+            exec(
+                tx,
+                "DELETE FROM login_limits WHERE tat_ms <= $1",
+                &[&now_ms],
+            )
+            .await
         })
     }
 }

@@ -1,8 +1,11 @@
 //! The PostgreSQL backend: one server shared by any number of latch
-//! instances. Connections come from a pool (deadpool); every write is one
-//! statement or one transaction at READ COMMITTED, run through `attempt!`
-//! or `transact!`, which retry it on a fresh connection when the server
-//! asked for that (serialization failure, deadlock) or the connection broke.
+//! instances. Connections come from a pool (deadpool); every write is a
+//! transaction at READ COMMITTED, run through `transact!` (or `in_tx!`),
+//! which retries it on a fresh connection when the server asked for that
+//! (serialization failure, deadlock, a lock not had within the busy
+//! timeout) or the connection broke, but never once its COMMIT was sent:
+//! a COMMIT whose answer was lost may have been applied. Reads, which may
+//! run again whatever happened, use `attempt!`.
 //!
 //! What the instances must agree on is settled by the database, never by an
 //! earlier read: unique constraints, row locks (`FOR UPDATE`, and the user's
@@ -13,9 +16,12 @@
 /// `?` and `return` leave the body) with `c: &Client` from the pool, and
 /// again on a fresh connection when it failed in a way worth retrying, up
 /// to `ATTEMPTS` times; gives a `StoreResult<T>`. Every statement of the
-/// store runs through here or `transact!`. Macros rather than functions
-/// taking async closures: a future of such a function cannot be proven
-/// `Send` (rustc's higher-ranked auto trait limitation), and warp needs it.
+/// store runs through here or `transact!`; a write never runs here as a
+/// statement of its own (autocommit): when its connection breaks, it may
+/// have committed, and running it again would not give the same answer.
+/// Macros rather than functions taking async closures: a future of such a
+/// function cannot be proven `Send` (rustc's higher-ranked auto trait
+/// limitation), and warp needs it.
 macro_rules! attempt {
     ($pg:expr, |$c:ident| $body:expr) => {{
         let mut tries = 1;
@@ -139,7 +145,9 @@ impl Postgres {
     /// Connects to `url` (`postgres://user:pass@host:port/db?sslmode=…`, see
     /// `connect.rs` for the modes) and brings the schema up to date.
     /// `busy_timeout` bounds the wait for a pooled connection and for a new
-    /// one (at least a second).
+    /// one (at least a second), and, as the sessions' `lock_timeout`, the
+    /// wait of a statement for a row or table lock (then the call is
+    /// "unavailable", as SQLite's busy timeout makes it).
     pub async fn open(url: &str, busy_timeout: Duration, pool_size: u32) -> anyhow::Result<Self> {
         Postgres::connect(url, busy_timeout, pool_size, Migrate::Yes).await
     }
@@ -156,6 +164,7 @@ impl Postgres {
         if target.config.get_connect_timeout().is_none() {
             target.config.connect_timeout(timeout);
         }
+        connect::set_lock_timeout(&mut target.config, busy_timeout);
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -276,6 +285,11 @@ enum Step<T> {
 /// migrates and the others wait for it, then find nothing left to do.
 async fn migrate(client: &mut Client) -> anyhow::Result<()> {
     let tx = client.transaction().await?;
+    // Not bound by the busy timeout: an instance waits for another's
+    // migration (or for the locks a schema step needs) as long as it takes.
+    tx.batch_execute("SET LOCAL lock_timeout = 0")
+        .await
+        .map_err(described)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(described)?;
@@ -325,6 +339,21 @@ async fn migrate(client: &mut Client) -> anyhow::Result<()> {
 
 fn described(err: tokio_postgres::Error) -> anyhow::Error {
     anyhow::anyhow!(describe(&err))
+}
+
+/// The highest id ever handed out by the id sequence of `table` (one of
+/// latch's own tables, named by the code), or the largest id in it if that
+/// is larger; 0 for a table that never had a row.
+async fn high_water_mark(c: &impl GenericClient, table: &str) -> Result<i64, Failure> {
+    // The sequence's name comes from the catalog, quoted as needed.
+    let sql = format!("SELECT pg_get_serial_sequence('{table}', 'id')");
+    let sequence: String = col(&query_one(c, &sql, &[]).await?, 0)?;
+    let sql = format!(
+        "SELECT GREATEST(CASE WHEN is_called THEN last_value ELSE 0 END,
+                         (SELECT COALESCE(MAX(id), 0) FROM {table}))
+         FROM {sequence}"
+    );
+    col(&query_one(c, &sql, &[]).await?, 0)
 }
 
 /// A column of a row, a [`Failure`] when it does not have that type.

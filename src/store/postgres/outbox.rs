@@ -33,38 +33,39 @@ pub(super) async fn enqueue(
 }
 
 impl Postgres {
-    /// Claims up to `limit` mails due at `now_ms` (oldest first, leaving out
-    /// the ids in `except`) by moving their next attempt to the end of the
-    /// lease, `now_ms + lease_ms`, committed before it answers. Rows another
-    /// instance is claiming are skipped, not waited for, so instances claim
-    /// disjoint sets; a mail whose sender died is due again when the lease ends.
+    /// Claims up to `limit` mails due now (oldest first, leaving out the ids
+    /// in `except`) by moving their next attempt to the end of the lease,
+    /// committed before it answers. Rows another instance is claiming are
+    /// skipped, not waited for, so instances claim disjoint sets; a mail
+    /// whose sender died is due again when the lease ends. "Now" is the
+    /// database's clock, not `_now_ms`: the instances' clocks need not agree
+    /// for one's lease to hold against another.
     pub async fn claim_mail(
         &self,
-        now_ms: i64,
+        _now_ms: i64,
         limit: i64,
         lease_ms: i64,
         except: &[i64],
     ) -> StoreResult<Vec<QueuedMail>> {
-        let lease_end = now_ms.saturating_add(lease_ms);
-        attempt!(self, |c| {
-            let rows = query(
-                c,
-                "WITH claimed AS (
-                     UPDATE outbox o SET next_attempt_ms = $2
-                     FROM (SELECT id, next_attempt_ms FROM outbox
-                           WHERE next_attempt_ms <= $1 AND NOT (id = ANY($4))
-                           ORDER BY next_attempt_ms, id LIMIT $3
-                           FOR UPDATE SKIP LOCKED) AS due
-                     WHERE o.id = due.id
-                     RETURNING o.id, o.recipient, o.subject, o.body, o.attempts,
-                               o.reset_token_id, due.next_attempt_ms AS was_due)
-                 SELECT c.id, c.recipient, c.subject, c.body, c.attempts,
-                        t.id, t.user_id, t.expires_at
-                 FROM claimed c LEFT JOIN reset_tokens t ON t.id = c.reset_token_id
-                 ORDER BY c.was_due, c.id",
-                &[&now_ms, &lease_end, &limit, &except],
-            )
-            .await?;
+        let sql = format!(
+            "WITH now AS (SELECT {NOW_MS} AS ms),
+             claimed AS (
+                 UPDATE outbox o SET next_attempt_ms = (SELECT ms FROM now) + $1
+                 FROM (SELECT id, next_attempt_ms FROM outbox
+                       WHERE next_attempt_ms <= (SELECT ms FROM now) AND NOT (id = ANY($3))
+                       ORDER BY next_attempt_ms, id LIMIT $2
+                       FOR UPDATE SKIP LOCKED) AS due
+                 WHERE o.id = due.id
+                 RETURNING o.id, o.recipient, o.subject, o.body, o.attempts,
+                           o.reset_token_id, due.next_attempt_ms AS was_due,
+                           o.next_attempt_ms AS lease_until)
+             SELECT c.id, c.recipient, c.subject, c.body, c.attempts,
+                    t.id, t.user_id, t.expires_at, c.lease_until
+             FROM claimed c LEFT JOIN reset_tokens t ON t.id = c.reset_token_id
+             ORDER BY c.was_due, c.id"
+        );
+        in_tx!(self, |tx| {
+            let rows = query(tx, &sql, &[&lease_ms, &limit, &except]).await?;
             rows.iter().map(queued_mail).collect()
         })
     }
@@ -102,24 +103,27 @@ impl Postgres {
 
     /// Forgets a mail: delivered, or never deliverable.
     pub async fn remove_mail(&self, id: i64) -> StoreResult<()> {
-        attempt!(self, |c| {
-            exec(c, "DELETE FROM outbox WHERE id = $1", &[&id]).await?;
+        in_tx!(self, |tx| {
+            exec(tx, "DELETE FROM outbox WHERE id = $1", &[&id]).await?;
             Ok(())
         })
     }
 
+    /// Records a failed attempt at a mail claimed until `lease_until_ms`;
+    /// if the lease ran out and another worker took the mail, nothing.
     pub async fn mail_failed(
         &self,
         id: i64,
+        lease_until_ms: i64,
         next_attempt_ms: i64,
         error: String,
     ) -> StoreResult<()> {
-        attempt!(self, |c| {
+        in_tx!(self, |tx| {
             exec(
-                c,
+                tx,
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = $2, last_error = $3
-                 WHERE id = $1",
-                &[&id, &next_attempt_ms, &error],
+                 WHERE id = $1 AND next_attempt_ms = $4",
+                &[&id, &next_attempt_ms, &error, &lease_until_ms],
             )
             .await?;
             Ok(())
@@ -128,7 +132,7 @@ impl Postgres {
 
     /// Drops mail whose link has expired; returns how many.
     pub async fn discard_stale_mail(&self, now_ms: i64) -> StoreResult<usize> {
-        attempt!(self, |c| {
+        in_tx!(self, |c| {
             let gone = exec(
                 c,
                 "DELETE FROM outbox WHERE discard_after_ms <= $1",
@@ -156,6 +160,7 @@ fn queued_mail(row: &Row) -> Result<QueuedMail, Failure> {
         subject: col(row, 2)?,
         body: col(row, 3)?,
         attempts: col(row, 4)?,
+        lease_until_ms: col(row, 8)?,
         reset: match token_id {
             Some(token_id) => Some(ResetTokenRef {
                 token_id,

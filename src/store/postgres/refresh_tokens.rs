@@ -126,21 +126,40 @@ impl Postgres {
         })
     }
 
-    /// Revokes the family of `jti` (a replayed token seen by verify).
-    pub async fn revoke_family_of(&self, jti: String, now: i64) -> StoreResult<()> {
-        in_tx!(self, |tx| match family_of(tx, &jti).await? {
-            Some((family, user_id)) => {
-                lock_user(tx, user_id).await?;
-                revoke_family(tx, &family, now).await
+    /// Revokes the family of `jti` (a replayed token seen by verify) of
+    /// user `user_id`, whose row is locked first: a rotation of the token
+    /// on another instance is either done (its successor is revoked too) or
+    /// waits and then finds the family revoked.
+    pub async fn revoke_family_of(&self, user_id: i64, jti: String, now: i64) -> StoreResult<()> {
+        in_tx!(self, |tx| {
+            lock_user(tx, user_id).await?;
+            match family_of(tx, &jti).await? {
+                Some((family, owner)) => {
+                    if owner != user_id {
+                        lock_user(tx, owner).await?;
+                    }
+                    revoke_family(tx, &family, now).await
+                }
+                None => revoke_family(tx, &jti, now).await,
             }
-            None => revoke_family(tx, &jti, now).await,
         })
     }
 
     /// Blacklists `jti` (harmless if it already is) and, when latch issued it,
     /// revokes the rest of its family too: a logout ends the whole login.
-    pub async fn blacklist_token(&self, jti: String, expires_at: i64, now: i64) -> StoreResult<()> {
+    /// The user's row is locked first, so that a rotation of a token latch
+    /// has no row for (minted by Django) cannot slip its successor past the
+    /// logout: it either finished first (and its successor is revoked with
+    /// the family) or runs after and finds the token blacklisted.
+    pub async fn blacklist_token(
+        &self,
+        user_id: i64,
+        jti: String,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<()> {
         in_tx!(self, |tx| {
+            lock_user(tx, user_id).await?;
             exec(
                 tx,
                 "INSERT INTO blacklisted_tokens (jti, expires_at) VALUES ($1, $2)
@@ -148,8 +167,10 @@ impl Postgres {
                 &[&jti, &expires_at],
             )
             .await?;
-            if let Some((family, user_id)) = family_of(tx, &jti).await? {
-                lock_user(tx, user_id).await?;
+            if let Some((family, owner)) = family_of(tx, &jti).await? {
+                if owner != user_id {
+                    lock_user(tx, owner).await?;
+                }
                 revoke_family(tx, &family, now).await?;
             }
             purge_expired(tx, now).await

@@ -1,10 +1,10 @@
 //! Every row at once, out of a PostgreSQL database or into an empty one:
 //! what `latch migrate-store` moves between backends.
 
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::Transaction;
 
 use super::users::{USER_COLUMNS, user_from_row};
-use super::{Failure, Postgres, col, exec, query, query_one};
+use super::{Failure, Postgres, col, exec, high_water_mark, query, query_one};
 use crate::store::{
     IdMarks, OutboxRow, RefreshTokenRow, ResetTokenRow, Snapshot, StoreError, StoreResult, TABLES,
     UserRow,
@@ -167,19 +167,6 @@ async fn pairs(tx: &Transaction<'_>, sql: &str) -> Result<Vec<(String, i64)>, Fa
         .iter()
         .map(|r| Ok((col(r, 0)?, col(r, 1)?)))
         .collect()
-}
-
-/// The highest id the table's sequence handed out (or a row holds).
-async fn high_water_mark(c: &impl GenericClient, table: &str) -> Result<i64, Failure> {
-    let sql = format!(
-        "SELECT GREATEST(
-             (SELECT CASE WHEN is_called THEN last_value ELSE 0 END
-              FROM pg_sequences WHERE schemaname = current_schema()
-                AND sequencename = split_part(pg_get_serial_sequence('{table}', 'id'), '.', 2)),
-             (SELECT COALESCE(MAX(id), 0) FROM {table}))"
-    );
-    let row = query_one(c, &sql, &[]).await?;
-    Ok(col::<Option<i64>>(&row, 0)?.unwrap_or(0))
 }
 
 async fn write_all(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), Failure> {

@@ -6,6 +6,7 @@
 mod accounts;
 mod mail;
 mod sessions;
+mod snapshot;
 mod tls;
 
 use std::time::Duration;
@@ -309,8 +310,8 @@ fn futures_are_send(store: Postgres) {
     send(store.record_login_token(token(), String::new(), 0));
     send(store.refresh_state(1, "a"));
     send(store.rotate_refresh_token(token(), token(), 0, 0));
-    send(store.revoke_family_of(String::new(), 0));
-    send(store.blacklist_token(String::new(), 0, 0));
+    send(store.revoke_family_of(0, String::new(), 0));
+    send(store.blacklist_token(0, String::new(), 0, 0));
     send(store.revoke_user_tokens(1, 0));
     send(store.blacklisted_count());
     send(store.create_reset_token(1, 0, mail(), 0));
@@ -321,7 +322,7 @@ fn futures_are_send(store: Postgres) {
     send(store.outbox_backlog());
     send(store.next_mail_due_ms(&[]));
     send(store.remove_mail(1));
-    send(store.mail_failed(1, 0, String::new()));
+    send(store.mail_failed(1, 0, 0, String::new()));
     send(store.discard_stale_mail(0));
     send(store.queued_mail_count());
     send(store.probe_write());
@@ -330,4 +331,88 @@ fn futures_are_send(store: Postgres) {
     send(store.login_limit_acquire(String::new(), 0, 1, 1));
     send(store.login_limit_refund(String::new(), 1));
     send(store.purge_login_limits(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_kept_waiting_by_a_lock_is_unavailable_after_the_busy_timeout() {
+    let Some((db, _store)) = store_with_user("h").await else {
+        return;
+    };
+    let store = Postgres::open(&db.url, Duration::from_millis(300), 2)
+        .await
+        .unwrap();
+    let setting: String = store
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SHOW lock_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(setting, "300ms");
+    // As `latch import django` holds a lock on users, only stronger.
+    let mut raw = db.raw().await;
+    let holder = raw.transaction().await.unwrap();
+    holder
+        .batch_execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(10),
+        store.set_password(1, "new".into(), 10),
+    )
+    .await
+    .expect("the write waited for the lock long past the busy timeout");
+    assert!(
+        matches!(waited, Err(StoreError::Unavailable(_))),
+        "{waited:?}"
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    holder.rollback().await.unwrap();
+    assert!(store.set_password(1, "new".into(), 10).await.unwrap());
+    assert_eq!(
+        store.user_by_id(1).await.unwrap().unwrap().password_hash,
+        "new"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_statement_is_unavailable_and_not_retried() {
+    let Some(db) = TestDb::empty().await else {
+        return;
+    };
+    let raw = db.raw().await;
+    raw.batch_execute("SET statement_timeout = 50")
+        .await
+        .unwrap();
+    let cancelled = Failure::from(raw.batch_execute("SELECT pg_sleep(5)").await.unwrap_err());
+    assert!(
+        matches!(cancelled.error, StoreError::Unavailable(_)) && !cancelled.retry,
+        "{cancelled:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_waits_for_another_past_the_busy_timeout() {
+    let Some(db) = TestDb::empty().await else {
+        return;
+    };
+    // Another instance is migrating: it holds the migration lock.
+    let mut raw = db.raw().await;
+    let holder = raw.transaction().await.unwrap();
+    holder
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .unwrap();
+    let url = db.url.clone();
+    let opening =
+        tokio::spawn(async move { Postgres::open(&url, Duration::from_millis(100), 1).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!opening.is_finished(), "it waits, and does not give up");
+    holder.commit().await.unwrap();
+    opening.await.unwrap().unwrap();
+    assert_eq!(schema_version(&db).await, vec![MIGRATIONS.len() as i32]);
 }

@@ -2,7 +2,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 
 use super::refresh_tokens::revoke_all_of_user;
-use super::{Failure, Postgres, col, exec, query, query_one, query_opt};
+use super::{Failure, Postgres, Step, col, exec, query, query_one, query_opt};
 use crate::store::{InsertUser, NewUser, StoreResult, User};
 
 /// What a password change does besides the change: reset links die (their
@@ -77,11 +77,14 @@ impl Postgres {
 
     /// The UNIQUE constraints decide who wins a race for a username or an
     /// address, not an earlier read. A blank address is stored with no key.
+    /// A transaction, as every write: retried only when it failed before
+    /// the COMMIT, never after a lost answer to a COMMIT that may have taken
+    /// the row (the answer would be "taken", by the row itself).
     pub async fn insert_user(&self, user: NewUser, now: i64) -> StoreResult<InsertUser> {
         let email_key = (!user.email.is_empty()).then_some(&user.email_key);
-        attempt!(self, |c| {
+        transact!(self, |tx| {
             let inserted = query_one(
-                c,
+                tx,
                 "INSERT INTO users (username, email, email_key, password_hash, date_joined)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 &[
@@ -94,10 +97,10 @@ impl Postgres {
             )
             .await;
             match inserted {
-                Ok(row) => Ok(InsertUser::Created(col(&row, 0)?)),
+                Ok(row) => Ok(Step::Commit(InsertUser::Created(col(&row, 0)?))),
                 Err(failure) => match failure.unique_constraint.as_deref() {
-                    Some("users_username_unique") => Ok(InsertUser::UsernameTaken),
-                    Some("users_email_key_unique") => Ok(InsertUser::EmailTaken),
+                    Some("users_username_unique") => Ok(Step::Rollback(InsertUser::UsernameTaken)),
+                    Some("users_email_key_unique") => Ok(Step::Rollback(InsertUser::EmailTaken)),
                     _ => Err(failure),
                 },
             }
@@ -145,13 +148,10 @@ impl Postgres {
     /// (the references cascade). Its id is never handed out again. False
     /// when there is no such user.
     pub async fn delete_user(&self, id: i64) -> StoreResult<bool> {
-        attempt!(self, |c| Ok(exec(
-            c,
-            "DELETE FROM users WHERE id = $1",
-            &[&id]
-        )
-        .await?
-            == 1))
+        in_tx!(self, |tx| {
+            let deleted = exec(tx, "DELETE FROM users WHERE id = $1", &[&id]).await?;
+            Ok(deleted == 1)
+        })
     }
 
     /// Replaces a hash with a stronger one for the same password, unless the
@@ -162,9 +162,9 @@ impl Postgres {
         old_hash: String,
         new_hash: String,
     ) -> StoreResult<bool> {
-        attempt!(self, |c| {
+        in_tx!(self, |tx| {
             let changed = exec(
-                c,
+                tx,
                 "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
                 &[&id, &old_hash, &new_hash],
             )

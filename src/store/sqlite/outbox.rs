@@ -17,7 +17,7 @@ pub(super) fn enqueue(
     Ok(())
 }
 
-fn queued_mail(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMail> {
+fn queued_mail(row: &rusqlite::Row<'_>, lease_until_ms: i64) -> rusqlite::Result<QueuedMail> {
     let token_id: Option<i64> = row.get(5)?;
     Ok(QueuedMail {
         id: row.get(0)?,
@@ -25,6 +25,7 @@ fn queued_mail(row: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMail> {
         subject: row.get(2)?,
         body: row.get(3)?,
         attempts: row.get(4)?,
+        lease_until_ms,
         reset: match token_id {
             Some(token_id) => Some(ResetTokenRef {
                 token_id,
@@ -62,10 +63,10 @@ impl Sqlite {
                  WHERE o.next_attempt_ms <= ?1 AND o.id NOT IN (SELECT value FROM json_each(?3))
                  ORDER BY o.next_attempt_ms, o.id LIMIT ?2",
             )?;
-            let claimed: Vec<QueuedMail> = stmt
-                .query_map(params![now_ms, limit, except], queued_mail)?
-                .collect::<Result<_, _>>()?;
             let until = now_ms.saturating_add(lease_ms);
+            let claimed: Vec<QueuedMail> = stmt
+                .query_map(params![now_ms, limit, except], |row| queued_mail(row, until))?
+                .collect::<Result<_, _>>()?;
             for mail in &claimed {
                 exec(
                     tx,
@@ -119,13 +120,21 @@ impl Sqlite {
         })
     }
 
-    pub fn mail_failed(&self, id: i64, next_attempt_ms: i64, error: &str) -> StoreResult<()> {
+    /// Records a failed attempt at a mail claimed until `lease_until_ms`;
+    /// if the lease ran out and another worker took the mail, nothing.
+    pub fn mail_failed(
+        &self,
+        id: i64,
+        lease_until_ms: i64,
+        next_attempt_ms: i64,
+        error: &str,
+    ) -> StoreResult<()> {
         self.in_write_tx(|tx| {
             exec(
                 tx,
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3
-                 WHERE id = ?1",
-                params![id, next_attempt_ms, error],
+                 WHERE id = ?1 AND next_attempt_ms = ?4",
+                params![id, next_attempt_ms, error, lease_until_ms],
             )?;
             Ok(())
         })
@@ -183,7 +192,15 @@ mod tests {
         let both = [due[0].id, others[0].id];
         assert_eq!(store.next_mail_due_ms(&both).unwrap(), None);
         store
-            .mail_failed(due[0].id, 5_000, "connection refused")
+            .mail_failed(due[0].id, due[0].lease_until_ms + 1, 7, "a lease not ours")
+            .unwrap();
+        store
+            .mail_failed(
+                due[0].id,
+                due[0].lease_until_ms,
+                5_000,
+                "connection refused",
+            )
             .unwrap();
         let again = store.claim_mail(1_005, 10, 1_000, &[]).unwrap();
         assert_eq!(

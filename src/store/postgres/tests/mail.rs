@@ -24,6 +24,9 @@ async fn enqueue_all(store: &Postgres, mails: &[NewMail]) {
     .unwrap();
 }
 
+/// A lease far longer than any test: what is claimed stays claimed.
+const HELD: i64 = 600_000;
+
 #[tokio::test]
 async fn queue_claim_retry_deliver_and_discard() {
     let Some((_db, store)) = TestDb::open().await else {
@@ -32,24 +35,23 @@ async fn queue_claim_retry_deliver_and_discard() {
     enqueue_all(&store, &[mail("a@x.io", 1_000), mail("b@x.io", 10)]).await;
     assert_eq!(store.next_mail_due_ms(&[]).await.unwrap(), Some(0));
 
-    let first = store.claim_mail(5, 1, 100, &[]).await.unwrap();
+    let first = store.claim_mail(0, 1, HELD, &[]).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(
         (first[0].recipient.as_str(), first[0].attempts),
         ("a@x.io", 0)
     );
     assert!(first[0].reset.is_none());
-    let others = store.claim_mail(5, 10, 100, &[]).await.unwrap();
+    let others = store.claim_mail(0, 10, HELD, &[]).await.unwrap();
     assert_eq!(others.len(), 1, "the claimed one is leased");
     assert_eq!(others[0].recipient, "b@x.io");
-    assert!(
-        store
-            .claim_mail(104, 10, 100, &[])
-            .await
-            .unwrap()
-            .is_empty()
+    assert!(store.claim_mail(0, 10, HELD, &[]).await.unwrap().is_empty());
+    let lease_end = store.next_mail_due_ms(&[]).await.unwrap().unwrap();
+    assert_eq!(
+        lease_end,
+        first[0].lease_until_ms.min(others[0].lease_until_ms)
     );
-    assert_eq!(store.next_mail_due_ms(&[]).await.unwrap(), Some(105));
+    assert!(lease_end > HELD, "the lease ends by the database's clock");
     assert_eq!(
         store
             .next_mail_due_ms(&[first[0].id, others[0].id])
@@ -57,33 +59,42 @@ async fn queue_claim_retry_deliver_and_discard() {
             .unwrap(),
         None
     );
-    let again = store
-        .claim_mail(105, 10, 100, &[others[0].id])
-        .await
-        .unwrap();
-    assert_eq!(
-        again.len(),
-        1,
-        "due again when the lease ends; the excepted one left out"
-    );
-    assert_eq!(again[0].id, first[0].id);
 
+    // What a worker whose lease ran out records is refused; the holder's
+    // record stands.
     store
-        .mail_failed(first[0].id, 500, "connection refused".into())
+        .mail_failed(first[0].id, first[0].lease_until_ms + 1, 0, "late".into())
         .await
         .unwrap();
-    assert_eq!(store.discard_stale_mail(100).await.unwrap(), 1);
-    assert!(
-        store
-            .claim_mail(499, 10, 100, &[])
-            .await
-            .unwrap()
-            .is_empty(),
-        "the failed one waits"
+    assert!(store.claim_mail(0, 10, HELD, &[]).await.unwrap().is_empty());
+    store
+        .mail_failed(
+            first[0].id,
+            first[0].lease_until_ms,
+            0,
+            "connection refused".into(),
+        )
+        .await
+        .unwrap();
+    let again = store.claim_mail(0, 10, 0, &[]).await.unwrap();
+    assert_eq!(
+        (again.len(), again[0].id, again[0].attempts),
+        (1, first[0].id, 1)
     );
-    let due = store.claim_mail(500, 10, 100, &[]).await.unwrap();
-    assert_eq!((due.len(), due[0].attempts), (1, 1));
-    store.remove_mail(due[0].id).await.unwrap();
+    // A lease that ended (here: at once) makes the mail due again.
+    let after_lease = store
+        .claim_mail(0, 10, HELD, &[others[0].id])
+        .await
+        .unwrap();
+    assert_eq!(after_lease.len(), 1);
+    assert_eq!(after_lease[0].id, first[0].id);
+
+    assert_eq!(
+        store.discard_stale_mail(100).await.unwrap(),
+        1,
+        "b's link expired"
+    );
+    store.remove_mail(first[0].id).await.unwrap();
     assert_eq!(store.queued_mail_count().await.unwrap(), 0);
     assert_eq!(store.next_mail_due_ms(&[]).await.unwrap(), None);
 }
@@ -97,7 +108,7 @@ async fn a_claimed_reset_mail_carries_its_token() {
         .create_reset_token(1, 300, mail("a@x.io", i64::MAX), 0)
         .await
         .unwrap();
-    let claimed = store.claim_mail(0, 10, 1_000, &[]).await.unwrap();
+    let claimed = store.claim_mail(0, 10, HELD, &[]).await.unwrap();
     let reset = claimed[0].reset.unwrap();
     assert_eq!(
         (reset.token_id, reset.user_id, reset.expires_at),
@@ -116,12 +127,17 @@ async fn two_instances_claiming_at_once_get_disjoint_sets_covering_all_due_mail(
         .collect();
     enqueue_all(&store, &mails).await;
     for round in 0..3 {
-        let now = 1_000 * (round + 1);
+        // Every lease ends: all of it is due again.
+        db.raw()
+            .await
+            .batch_execute("UPDATE outbox SET next_attempt_ms = 0")
+            .await
+            .unwrap();
         let claimers = [store.clone(), other.clone()].map(|s| {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = s.claim_mail(now, 7, 500, &[]).await.unwrap();
+                    let batch = s.claim_mail(0, 7, HELD, &[]).await.unwrap();
                     if batch.is_empty() {
                         return mine;
                     }
@@ -157,17 +173,17 @@ async fn claims_come_oldest_first() {
         ],
     )
     .await;
-    let ids: Vec<i64> = store
-        .claim_mail(0, 3, 10, &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|m| m.id)
-        .collect();
-    store.mail_failed(ids[0], 20, String::new()).await.unwrap();
-    store.mail_failed(ids[1], 15, String::new()).await.unwrap();
+    let claimed = store.claim_mail(0, 3, HELD, &[]).await.unwrap();
+    let names: Vec<&str> = claimed.iter().map(|m| m.recipient.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "queued first, claimed first");
+    for (mail, next) in claimed.iter().zip([20, 15, 10]) {
+        store
+            .mail_failed(mail.id, mail.lease_until_ms, next, String::new())
+            .await
+            .unwrap();
+    }
     let order: Vec<String> = store
-        .claim_mail(20, 3, 10, &[])
+        .claim_mail(0, 3, HELD, &[])
         .await
         .unwrap()
         .into_iter()

@@ -130,8 +130,14 @@ async fn blacklisting_revokes_the_family_and_is_idempotent() {
         rotate(&store, "a", 100, "b", 101).await,
         Rotation::Rotated(token("b", 101))
     );
-    store.blacklist_token("b".into(), 1101, 102).await.unwrap();
-    store.blacklist_token("b".into(), 1101, 102).await.unwrap();
+    store
+        .blacklist_token(1, "b".into(), 1101, 102)
+        .await
+        .unwrap();
+    store
+        .blacklist_token(1, "b".into(), 1101, 102)
+        .await
+        .unwrap();
     assert_eq!(verdict(&store, "b", 101, 103).await, Verdict::Revoked);
     assert_eq!(
         verdict(&store, "a", 100, 103).await,
@@ -140,7 +146,7 @@ async fn blacklisting_revokes_the_family_and_is_idempotent() {
     );
     assert_eq!(store.blacklisted_count().await.unwrap(), 1);
     login(&store, "c", 104).await;
-    store.revoke_family_of("c".into(), 105).await.unwrap();
+    store.revoke_family_of(1, "c".into(), 105).await.unwrap();
     assert_eq!(verdict(&store, "c", 104, 105).await, Verdict::Revoked);
 }
 
@@ -265,7 +271,10 @@ async fn expired_rows_are_purged_by_later_writes() {
     let Some((_db, store)) = store_with_user("h").await else {
         return;
     };
-    store.blacklist_token("old".into(), 100, 100).await.unwrap();
+    store
+        .blacklist_token(1, "old".into(), 100, 100)
+        .await
+        .unwrap();
     login(&store, "old-r", 0).await;
     login(&store, "new", 1000 + 3600 + 1).await;
     assert_eq!(store.blacklisted_count().await.unwrap(), 0);
@@ -396,4 +405,59 @@ async fn a_decoy_write_leaves_nothing_behind() {
     assert_eq!(id, 3, "the decoys used up ids, as real requests do");
     // The reference is checked as ever for a real token.
     assert!(store.create_reset_token(42, 100, mail(), 10).await.is_err());
+}
+
+/// A logout of a token latch has no row for (one Django minted) racing its
+/// rotation on another instance: the logout either comes first (the
+/// rotation finds the token blacklisted) or waits for the rotation and
+/// revokes the successor with the family. Never does a successor live on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_racing_the_rotation_of_a_foreign_token_leaves_no_live_successor() {
+    let Some((db, store)) = store_with_user("h").await else {
+        return;
+    };
+    let other = db.store().await;
+    let (mut rotated, mut refused) = (0, 0);
+    for round in 0..30 {
+        let (presented, successor) = (format!("django-{round}"), format!("next-{round}"));
+        let rotation = tokio::spawn({
+            let (store, presented, successor) =
+                (store.clone(), presented.clone(), successor.clone());
+            async move {
+                store
+                    .rotate_refresh_token(token(&presented, 100), token(&successor, 200), 200, 10)
+                    .await
+                    .unwrap()
+            }
+        });
+        let logout = tokio::spawn({
+            let (other, presented) = (other.clone(), presented.clone());
+            async move {
+                other
+                    .blacklist_token(1, presented, 1100, 200)
+                    .await
+                    .unwrap()
+            }
+        });
+        let (rotation, logout) = tokio::join!(rotation, logout);
+        logout.unwrap();
+        match rotation.unwrap() {
+            Rotation::Rotated(new) => {
+                assert_eq!(new.jti, successor);
+                assert_eq!(
+                    verdict(&store, &successor, 200, 201).await,
+                    Verdict::Revoked,
+                    "round {round}: the successor outlived the logout"
+                );
+                rotated += 1;
+            }
+            Rotation::Refused(_) => refused += 1,
+        }
+        assert_eq!(
+            verdict(&store, &presented, 100, 201).await,
+            Verdict::Revoked,
+            "round {round}"
+        );
+    }
+    eprintln!("rotation first: {rotated}, logout first: {refused}");
 }
