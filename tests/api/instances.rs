@@ -2,7 +2,8 @@
 //! behind a load balancer: no request fails because another instance exists,
 //! and nothing acknowledged is lost when one dies. Needs the server at
 //! `LATCH_TEST_DATABASE_URL` (`.ci/with-postgres`); outside CI, without it,
-//! each test says so and does nothing.
+//! each test says so and does nothing. The outbox's leases are also tested
+//! with two processes on one SQLite file, which needs nothing.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -40,6 +41,16 @@ impl Cluster {
             smtp: SmtpServer::start(),
             _dir: tempfile::tempdir().unwrap(),
         })
+    }
+
+    /// Processes sharing one SQLite file instead.
+    fn on_sqlite() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        Cluster {
+            url: format!("sqlite://{}", dir.path().join("shared.db").display()),
+            smtp: SmtpServer::start(),
+            _dir: dir,
+        }
     }
 
     /// Starts an instance. No secret is configured: the instances must
@@ -253,7 +264,19 @@ async fn with_both_workers_up_every_queued_mail_is_delivered_once() {
     let Some(cluster) = Cluster::new("mail once").await else {
         return;
     };
+    each_mail_is_delivered_once(&cluster).await;
+}
+
+/// The same leases on SQLite: two processes on one file.
+#[tokio::test]
+async fn two_processes_on_one_sqlite_file_deliver_each_mail_once() {
+    each_mail_is_delivered_once(&Cluster::on_sqlite()).await;
+}
+
+async fn each_mail_is_delivered_once(cluster: &Cluster) {
     let (a, b) = (cluster.start(&[]), cluster.start(&[]));
+    // Each delivery takes a while, so that both workers are at it at once.
+    cluster.smtp.set_delay(Duration::from_millis(20));
     const USERS: usize = 30;
     for n in 0..USERS {
         assert_eq!(a.register(&format!("u{n}")).await, 201);
@@ -273,11 +296,39 @@ async fn with_both_workers_up_every_queued_mail_is_delivered_once() {
         .wait_for_mail(USERS, Duration::from_secs(20))
         .await;
     // Past a lease, for a second delivery that must not come.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let received = cluster.smtp.received();
     let recipients: HashSet<&String> = received.iter().flat_map(|m| &m.to).collect();
     assert_eq!(recipients.len(), USERS, "every address got its mail");
     assert_eq!(received.len(), USERS, "and only once");
+}
+
+#[tokio::test]
+async fn failed_logins_of_one_account_count_once_across_instances() {
+    let Some(cluster) = Cluster::new("login limit").await else {
+        return;
+    };
+    let limits = [
+        ("LATCH_LIMITS_ENABLED", "true"),
+        ("LATCH_LIMITS_LOGIN_FAILURES_PER_ACCOUNT", "4"),
+    ];
+    let (a, b) = (cluster.start(&limits), cluster.start(&limits));
+    assert_eq!(a.register("ann").await, 201);
+    let wrong = json!({"username": "ann", "password": "not-the-password"});
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let instance = if n % 2 == 0 { &a } else { &b };
+        statuses.push(instance.post("/api/auth/login/", wrong.clone()).await.0);
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 429, 429, 429, 429],
+        "four failures in all, not four per instance"
+    );
+    // The right password is refused too, on either instance, until the
+    // window lets one more try through.
+    let right = json!({"username": "ann", "password": PASSWORD});
+    assert_eq!(b.post("/api/auth/login/", right).await.0, 429);
 }
 
 #[tokio::test]
