@@ -236,18 +236,28 @@ def machine():
     return f"{os.cpu_count()} cores ({cpu}), {mem // 1024} GiB, Linux {platform.release()}"
 
 
-def bench(args):
-    seconds = args.seconds
-    cores = os.cpu_count()
+def hashing_ceiling(args):
+    """One scrypt hash's milliseconds, and the hashes per second all cores make."""
     hash_ms = float(subprocess.run([args.scrypt_time, *map(str, SCRYPT)], capture_output=True, text=True, check=True).stdout)
-    hash_ceiling = cores / (hash_ms / 1000)
+    return hash_ms, os.cpu_count() / (hash_ms / 1000)
 
+
+def http_ceiling(args, seconds):
+    """wrk against bare warp answering a fixed small JSON: the HTTP ceiling."""
     port = free_port()
     bare = subprocess.Popen([args.bare, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_healthy(port, bare)
     ceiling = wrk(f"http://127.0.0.1:{port}/", 64, seconds)
     bare.terminate()
     bare.wait()
+    return ceiling
+
+
+def bench(args):
+    seconds = args.seconds
+    cores = os.cpu_count()
+    hash_ms, hash_ceiling = hashing_ceiling(args)
+    ceiling = http_ceiling(args, seconds)
 
     latch = Latch(args.latch)
     tokens = latch.user("bencher")
@@ -577,15 +587,8 @@ def postgres(args):
     if not server:
         sys.exit("postgres mode needs LATCH_BENCH_DATABASE_URL (bench/run.sh --postgres sets it)")
     seconds = args.seconds
-    cores = os.cpu_count()
-    hash_ms = float(subprocess.run([args.scrypt_time, *map(str, SCRYPT)], capture_output=True, text=True, check=True).stdout)
-    hash_ceiling = cores / (hash_ms / 1000)
-    port = free_port()
-    bare = subprocess.Popen([args.bare, f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_healthy(port, bare)
-    ceiling = wrk(f"http://127.0.0.1:{port}/", 64, seconds)
-    bare.terminate()
-    bare.wait()
+    _, hash_ceiling = hashing_ceiling(args)
+    ceiling = http_ceiling(args, seconds)
 
     def measured(latch, run):
         """Runs `run`; returns its wrk result and the CPU ms per request of

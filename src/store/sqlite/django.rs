@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::users::all_users;
-use super::{Sqlite, exec};
+use super::{Sqlite, exec, raise_sequence};
 use crate::store::{Holdings, ImportWrite, ImportedUser, StoreError, StoreResult};
 
 impl Sqlite {
@@ -28,7 +28,7 @@ impl Sqlite {
             let planned = plan(holdings(tx)?);
             if let Some(decided) = write(&planned) {
                 insert_users(tx, decided.users, progress)?;
-                raise_id_floor(tx, decided.id_floor)?;
+                raise_sequence(tx, "users", decided.id_floor)?;
             }
             Ok(planned)
         })
@@ -87,22 +87,5 @@ fn insert_users(
         }
     }
     progress(users.len(), users.len());
-    Ok(())
-}
-
-/// AUTOINCREMENT keeps its high-water mark in sqlite_sequence: the inserts
-/// raised it to their largest id, this to `floor`.
-fn raise_id_floor(tx: &Connection, floor: i64) -> StoreResult<()> {
-    exec(
-        tx,
-        "UPDATE sqlite_sequence SET seq = MAX(seq, ?1) WHERE name = 'users'",
-        [floor],
-    )?;
-    exec(
-        tx,
-        "INSERT INTO sqlite_sequence (name, seq) SELECT 'users', ?1
-         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'users')",
-        [floor],
-    )?;
     Ok(())
 }

@@ -260,6 +260,23 @@ fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, params: P) -> rusqlit
     conn.prepare_cached(sql)?.execute(params)
 }
 
+/// Raises the AUTOINCREMENT high-water mark of `table` (kept in
+/// sqlite_sequence) to at least `floor`: no id up to it is handed out.
+fn raise_sequence(tx: &Connection, table: &str, floor: i64) -> StoreResult<()> {
+    exec(
+        tx,
+        "UPDATE sqlite_sequence SET seq = MAX(seq, ?2) WHERE name = ?1",
+        rusqlite::params![table, floor],
+    )?;
+    exec(
+        tx,
+        "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+        rusqlite::params![table, floor],
+    )?;
+    Ok(())
+}
+
 /// Statements a connection keeps parsed (the store has a few dozen).
 const STATEMENT_CACHE: usize = 64;
 /// Reads of a large database go through memory mapping (the OS page cache,

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::users::{USER_COLUMNS, user_from_row};
-use super::{Sqlite, exec};
+use super::{Sqlite, exec, raise_sequence};
 use crate::store::{
     IdMarks, OutboxRow, RefreshTokenRow, ResetTokenRow, Snapshot, StoreError, StoreResult, TABLES,
     UserRow,
@@ -229,21 +229,6 @@ fn write_all(tx: &Connection, s: &Snapshot) -> StoreResult<()> {
     }
     // The id high-water marks; the outbox has no AUTOINCREMENT (a reused
     // mail id is harmless) and needs none.
-    for (table, mark) in [
-        ("users", s.id_marks.users),
-        ("reset_tokens", s.id_marks.reset_tokens),
-    ] {
-        exec(
-            tx,
-            "UPDATE sqlite_sequence SET seq = MAX(seq, ?2) WHERE name = ?1",
-            params![table, mark],
-        )?;
-        exec(
-            tx,
-            "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2
-             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
-            params![table, mark],
-        )?;
-    }
-    Ok(())
+    raise_sequence(tx, "users", s.id_marks.users)?;
+    raise_sequence(tx, "reset_tokens", s.id_marks.reset_tokens)
 }
