@@ -751,3 +751,81 @@ fn ephemeral_serves_metrics_only_when_metrics_bind_is_set() {
     );
     assert!(!loaded.notes.join("\n").contains("metrics"));
 }
+
+#[test]
+fn a_database_url_with_a_password_is_refused_as_a_flag_and_taken_from_the_environment() {
+    let flag = |url: &str| Overrides {
+        database_url: Some(url.into()),
+        ..Default::default()
+    };
+    let err = load(Sources {
+        overrides: flag("postgres://latch:hunter2@db/latch"),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("LATCH_DATABASE_URL") && !err.contains("hunter2"),
+        "{err}"
+    );
+    let c = load(Sources {
+        overrides: flag("postgres://latch@db/latch?sslmode=verify-full"),
+        ..Default::default()
+    })
+    .unwrap()
+    .config;
+    assert!(matches!(
+        c.database.location().unwrap(),
+        Location::Postgres(_)
+    ));
+    let c = load(Sources {
+        env: env(&[("LATCH_DATABASE_URL", "postgres://latch:hunter2@db/latch")]),
+        ..Default::default()
+    })
+    .unwrap()
+    .config;
+    let Location::Postgres(url) = c.database.location().unwrap() else {
+        panic!("PostgreSQL")
+    };
+    assert_eq!(url.expose(), "postgres://latch:hunter2@db/latch");
+    assert!(!format!("{c:?}").contains("hunter2"), "the URL is a secret");
+}
+
+#[test]
+fn db_and_ephemeral_win_over_a_database_url_from_below() {
+    let url = &[("LATCH_DATABASE_URL", "postgres://latch:hunter2@db/latch")];
+    let loaded = load(Sources {
+        env: env(url),
+        overrides: Overrides {
+            db: Some("local.db".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        loaded.config.database.location().unwrap(),
+        Location::Sqlite("local.db".into())
+    );
+    assert!(
+        loaded
+            .notes
+            .iter()
+            .any(|n| n.contains("--db: database.url")),
+        "{:?}",
+        loaded.notes
+    );
+    let loaded = load(Sources {
+        env: env(url),
+        overrides: Overrides {
+            ephemeral: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        loaded.config.database.location().unwrap(),
+        Location::Sqlite(":memory:".into())
+    );
+}
