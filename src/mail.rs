@@ -25,8 +25,9 @@ use crate::metrics::Metrics;
 use crate::reset::{LINK_PLACEHOLDER, ResetLinks};
 use crate::store::{QueuedMail, Store, StoreError};
 
-/// A send stops this long before its mail's lease ends, for the clocks and
-/// the round trips of recording the outcome.
+/// A send stops this long before its mail's lease ends (or a tenth of the
+/// lease, if that is shorter), for the clocks and the round trips of
+/// recording the outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);
 /// How many queued mails one pass of the worker picks up.
 const BATCH: i64 = 32;
@@ -444,7 +445,7 @@ impl Worker {
             let left = self
                 .lease
                 .saturating_sub(claimed_at.elapsed())
-                .saturating_sub(LEASE_MARGIN);
+                .saturating_sub(LEASE_MARGIN.min(self.lease / 10));
             if left < self.send_time {
                 tracing::warn!(
                     mail_id = id,

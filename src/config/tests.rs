@@ -829,3 +829,17 @@ fn db_and_ephemeral_win_over_a_database_url_from_below() {
         Location::Sqlite(":memory:".into())
     );
 }
+
+#[test]
+fn a_mail_lease_must_fit_two_smtp_timeouts() {
+    let mut c = Config::default();
+    c.smtp.timeout_secs = 10;
+    c.mail.lease_secs = 19;
+    let err = c.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("mail.lease_secs") && err.contains("smtp.timeout_secs"),
+        "{err}"
+    );
+    c.mail.lease_secs = 20;
+    c.validate().unwrap();
+}

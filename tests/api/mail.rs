@@ -178,3 +178,36 @@ async fn a_mail_that_cannot_be_removed_does_not_hold_up_the_others() {
     assert_eq!(app.smtp.received().len(), 2);
     assert_eq!(queued(&app).await, 2);
 }
+
+/// lettre bounds only the connection by smtp.timeout_secs: a server that
+/// takes its time over the rest would keep a send going past its lease,
+/// when another instance may take the mail. The send is cut off before the
+/// lease ends and counted as a failed attempt, to be tried again.
+#[tokio::test]
+async fn a_send_slower_than_its_lease_is_cut_off_and_retried() {
+    let smtp = SmtpServer::start();
+    smtp.set_delay(Duration::from_secs(4));
+    let app = spawn_app_with_smtp(smtp, |c| {
+        c.smtp.timeout_secs = 1;
+        c.mail.lease_secs = 2;
+    })
+    .await;
+    app.register("alice", "alice@example.com", PASSWORD).await;
+    let started = std::time::Instant::now();
+    app.request_reset("alice@example.com")
+        .await
+        .assert(200, r#"{"message":"Password reset link sent"}"#);
+    wait_until(
+        Duration::from_secs(3),
+        "the slow send was not cut off within its lease",
+        async || app.scalar::<i64>("SELECT attempts FROM outbox").await >= 1,
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let error: String = app.scalar("SELECT last_error FROM outbox").await;
+    assert!(error.contains("lease"), "{error}");
+}
