@@ -175,20 +175,9 @@ pub struct LiveResetToken {
     pub expires_at: i64,
 }
 
-/// A user to bring in with its Django id; every field already checked.
-#[derive(Debug, Clone)]
-pub struct ImportedUser {
-    pub id: i64,
-    pub username: String,
-    pub email: String,
-    pub email_key: Option<String>,
-    pub password_hash: String,
-    pub is_active: bool,
-    pub is_staff: bool,
-    pub is_superuser: bool,
-    pub date_joined: i64,
-    pub last_login: Option<i64>,
-}
+/// A user to bring in with its Django id, every field already checked:
+/// a whole account, as stored.
+pub type ImportedUser = User;
 
 /// What latch holds when an import is planned: every user and the highest
 /// id ever handed out (deleted users included).

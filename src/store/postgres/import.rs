@@ -5,10 +5,10 @@ use deadpool_postgres::GenericClient;
 
 use super::users::all_users;
 use super::{Failure, Postgres, high_water_mark, query_one};
-use crate::store::{Holdings, ImportWrite, ImportedUser, StoreError, StoreResult};
+use crate::store::{Holdings, ImportWrite, StoreError, StoreResult, User};
 
 /// Users inserted per statement (and per progress report).
-const CHUNK: usize = 1000;
+pub(super) const CHUNK: usize = 1000;
 
 impl Postgres {
     /// What latch holds now (a read, for a dry run).
@@ -39,7 +39,8 @@ impl Postgres {
         let planned = plan(held);
         if let Some(decided) = write(&planned) {
             for (n, chunk) in decided.users.chunks(CHUNK).enumerate() {
-                insert_users(&tx, chunk).await?;
+                let chunk: Vec<(&User, i64)> = chunk.iter().map(|u| (u, 0)).collect();
+                insert_users(&tx, &chunk).await?;
                 progress(n * CHUNK + chunk.len(), decided.users.len());
             }
             if decided.users.is_empty() {
@@ -68,11 +69,14 @@ async fn holdings(c: &impl GenericClient) -> Result<Holdings, Failure> {
     })
 }
 
-/// One statement for a chunk of users, column by column.
-async fn insert_users(
+/// One statement for a chunk of whole accounts with their ids, column by
+/// column; each with its `tokens_revoked_before`.
+pub(super) async fn insert_users(
     tx: &deadpool_postgres::Transaction<'_>,
-    users: &[ImportedUser],
+    rows: &[(&User, i64)],
 ) -> Result<(), Failure> {
+    let users: Vec<&User> = rows.iter().map(|(u, _)| *u).collect();
+    let revoked: Vec<i64> = rows.iter().map(|(_, r)| *r).collect();
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let usernames: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
     let emails: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
@@ -86,9 +90,10 @@ async fn insert_users(
     let inserted = tx
         .execute(
             "INSERT INTO users (id, username, email, email_key, password_hash, is_active,
-                 is_staff, is_superuser, date_joined, last_login)
+                 is_staff, is_superuser, date_joined, last_login, tokens_revoked_before)
              SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
-                 $6::BOOLEAN[], $7::BOOLEAN[], $8::BOOLEAN[], $9::BIGINT[], $10::BIGINT[])",
+                 $6::BOOLEAN[], $7::BOOLEAN[], $8::BOOLEAN[], $9::BIGINT[], $10::BIGINT[],
+                 $11::BIGINT[])",
             &[
                 &ids,
                 &usernames,
@@ -100,6 +105,7 @@ async fn insert_users(
                 &superuser,
                 &joined,
                 &last_login,
+                &revoked,
             ],
         )
         .await;

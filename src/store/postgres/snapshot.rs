@@ -3,11 +3,12 @@
 
 use deadpool_postgres::Transaction;
 
+use super::import::{CHUNK, insert_users};
 use super::users::{USER_COLUMNS, user_from_row};
 use super::{Failure, Postgres, col, exec, high_water_mark, query, query_one};
 use crate::store::{
     IdMarks, OutboxRow, RefreshTokenRow, ResetTokenRow, Snapshot, StoreError, StoreResult, TABLES,
-    UserRow,
+    User, UserRow,
 };
 
 /// The tables whose ids come from a sequence, and their high-water marks.
@@ -170,28 +171,13 @@ async fn pairs(tx: &Transaction<'_>, sql: &str) -> Result<Vec<(String, i64)>, Fa
 }
 
 async fn write_all(tx: &Transaction<'_>, s: &Snapshot) -> Result<(), Failure> {
-    for row in &s.users {
-        let u = &row.user;
-        exec(
-            tx,
-            "INSERT INTO users (id, username, email, email_key, password_hash, is_active, is_staff,
-                 is_superuser, date_joined, last_login, tokens_revoked_before)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &u.id,
-                &u.username,
-                &u.email,
-                &u.email_key,
-                &u.password_hash,
-                &u.is_active,
-                &u.is_staff,
-                &u.is_superuser,
-                &u.date_joined,
-                &u.last_login,
-                &row.tokens_revoked_before,
-            ],
-        )
-        .await?;
+    let users: Vec<(&User, i64)> = s
+        .users
+        .iter()
+        .map(|row| (&row.user, row.tokens_revoked_before))
+        .collect();
+    for chunk in users.chunks(CHUNK) {
+        insert_users(tx, chunk).await?;
     }
     for t in &s.refresh_tokens {
         exec(

@@ -1,10 +1,10 @@
 //! The import's write on SQLite: every user and the id sequence, planned
 //! and written under one write lock.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 
-use super::users::all_users;
-use super::{Sqlite, exec, raise_sequence};
+use super::users::{all_users, insert_with_id};
+use super::{Sqlite, raise_sequence};
 use crate::store::{Holdings, ImportWrite, ImportedUser, StoreError, StoreResult};
 
 impl Sqlite {
@@ -56,24 +56,7 @@ fn insert_users(
     progress: &dyn Fn(usize, usize),
 ) -> StoreResult<()> {
     for (n, u) in users.iter().enumerate() {
-        let inserted = exec(
-            tx,
-            "INSERT INTO users (id, username, email, email_key, password_hash, is_active,
-                 is_staff, is_superuser, date_joined, last_login)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                u.id,
-                u.username,
-                u.email,
-                u.email_key,
-                u.password_hash,
-                u.is_active,
-                u.is_staff,
-                u.is_superuser,
-                u.date_joined,
-                u.last_login
-            ],
-        );
+        let inserted = insert_with_id(tx, u, 0);
         // The plan ran under the same lock, so this is a bug in it (two
         // users of the source sharing a key), said with the user's name.
         if let Err(err) = inserted {

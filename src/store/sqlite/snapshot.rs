@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::users::{USER_COLUMNS, user_from_row};
+use super::users::{USER_COLUMNS, insert_with_id, user_from_row};
 use super::{Sqlite, exec, raise_sequence};
 use crate::store::{
     IdMarks, OutboxRow, RefreshTokenRow, ResetTokenRow, Snapshot, StoreError, StoreResult, TABLES,
@@ -150,26 +150,7 @@ fn read_all(tx: &Connection) -> StoreResult<Snapshot> {
 
 fn write_all(tx: &Connection, s: &Snapshot) -> StoreResult<()> {
     for row in &s.users {
-        let u = &row.user;
-        exec(
-            tx,
-            "INSERT INTO users (id, username, email, email_key, password_hash, is_active, is_staff,
-                 is_superuser, date_joined, last_login, tokens_revoked_before)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                u.id,
-                u.username,
-                u.email,
-                u.email_key,
-                u.password_hash,
-                u.is_active,
-                u.is_staff,
-                u.is_superuser,
-                u.date_joined,
-                u.last_login,
-                row.tokens_revoked_before
-            ],
-        )?;
+        insert_with_id(tx, &row.user, row.tokens_revoked_before)?;
     }
     for t in &s.refresh_tokens {
         exec(

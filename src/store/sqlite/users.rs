@@ -22,6 +22,34 @@ pub(super) fn all_users(conn: &rusqlite::Connection) -> StoreResult<Vec<User>> {
     Ok(users.collect::<Result<_, _>>()?)
 }
 
+/// Inserts a whole account with its id (an import, a restore), and its
+/// revocation cut-off.
+pub(super) fn insert_with_id(
+    tx: &rusqlite::Connection,
+    u: &User,
+    tokens_revoked_before: i64,
+) -> rusqlite::Result<usize> {
+    exec(
+        tx,
+        "INSERT INTO users (id, username, email, email_key, password_hash, is_active, is_staff,
+             is_superuser, date_joined, last_login, tokens_revoked_before)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            u.id,
+            u.username,
+            u.email,
+            u.email_key,
+            u.password_hash,
+            u.is_active,
+            u.is_staff,
+            u.is_superuser,
+            u.date_joined,
+            u.last_login,
+            tokens_revoked_before
+        ],
+    )
+}
+
 pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: row.get(0)?,
